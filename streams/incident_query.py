@@ -47,6 +47,7 @@ from streams.reviews import (
     said,
 )
 from streams.terminal import shown
+from streams.text_table import display_width
 
 # the review states that close an incident out: its deadlines are no longer the team's to meet,
 # but `notified` and `notice_waived` (the report was made; the individuals' notice too, or waived)
@@ -287,18 +288,33 @@ def standing(inc: dict[str, Any], reviews: list[dict[str, Any]]) -> Standing:
 REVIEW_WIDTH = max(map(len, (*OPEN, *INCIDENTS.resolving)))
 
 
-def render_incident(r: dict[str, Any], now: datetime, color: bool = False) -> str:
+def _who_and_counted(r: dict[str, Any]) -> tuple[str, str]:
+    """The list's two columns of varying width: who leaked (its kind and key), and what it counted."""
+    counted = f"{customers(r['subjects_distinct'], r['subjects_unnamed'])}, "
+    counted += amounts(r["records"], r.get("observations", 0), r.get("devices", 0))
+    return f"{r['key_kind']} {r['key']}", counted
+
+
+def _padded(text: str, width: int) -> str:
+    """`text` filled to `width` terminal columns (a Chinese character takes two)."""
+    return text + " " * (width - display_width(text))
+
+
+def render_incident(
+    r: dict[str, Any], now: datetime, color: bool = False, widths: tuple[int, int] = (0, 0)
+) -> str:
     """Two lines: what the team must see first (severity, who, how many customers, the next report
     still owed, to whom and whether its deadline has passed), then the leakage classes and the
-    member alerts."""
+    member alerts. `widths`: the who and counted columns' in the list (`render`), so each row's
+    next report starts in one column."""
     r = shown(r)
     severity = f"{r['severity']:<8}"
     if color:
         severity = f"{SEVERITY_STYLE.get(r['severity'], '')}{severity}\x1b[0m"
+    who_leaked, counted = _who_and_counted(r)
     return (
         f"{r['first_seen']:%Y-%m-%d %H:%M} UTC  {severity} {r['status']:<7} {r.get('review', UNREVIEWED):<{REVIEW_WIDTH}} "
-        f"{r['key_kind']} {r['key']}  {customers(r['subjects_distinct'], r['subjects_unnamed'])}, "
-        f"{amounts(r['records'], r.get('observations', 0), r.get('devices', 0))}  "
+        f"{_padded(who_leaked, widths[0])}  {_padded(counted, widths[1])}  "
         f"{next_report(r['owed'], now)}  [{r['incident_id'][:12]} rev {r['revision']}]"
         f"\n    {r['title_zh']} / {r['title_en']}; {n_of(len(r['alert_ids']), 'alert')}: "
         + ", ".join(a[:12] for a in r["alert_ids"])
@@ -331,7 +347,11 @@ def render(rows: list[dict[str, Any]], now: datetime | None = None, color: bool 
     if not rows:
         return "no incidents match"
     now = now or datetime.now(UTC)
-    return "\n".join(render_incident(r, now, color) for r in rows)
+    # a recipient's or an SDK's id is longer than an employee's, a log's unnamed customers longer
+    # than a count: each column as wide as its widest row, as `lifemon alerts` lists its actors
+    columns = [_who_and_counted(shown(r)) for r in rows]
+    widths = (max(display_width(w) for w, _ in columns), max(display_width(c) for _, c in columns))
+    return "\n".join(render_incident(r, now, color, widths) for r in rows)
 
 
 # -- one incident: `lifemon incidents show ID` -----------------------------------------------------

@@ -6,6 +6,7 @@ give the same incidents."""
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -936,6 +937,34 @@ def test_customers_a_log_reported_without_naming_them_are_not_shown_as_none() ->
     assert "142 customers reported, none named / 报告142名客户,未具名, 142 records / 记录" in head
     head = render_incident({**row, "subjects_unnamed": 0}, datetime(2026, 1, 1, tzinfo=UTC)).splitlines()[0]
     assert "customers not named / 客户未具名, 142 records" in head
+
+
+def test_the_list_starts_each_rows_counts_and_next_report_in_one_column() -> None:
+    """A new user's list: `actor E000006  927 customers` beside `recipient tp_insurance_partner  3
+    customers` and an SDK's observations and devices, so the next report due wandered from row to
+    row; each column is now as wide as its widest row, a Chinese character two columns."""
+    from streams.incident_query import render
+    from streams.text_table import display_width
+
+    base = {
+        "first_seen": datetime(2026, 1, 1, tzinfo=UTC), "severity": "high", "status": "open",
+        "key_kind": "actor", "key": "E000006", "subjects_distinct": 927, "subjects_unnamed": 0,
+        "records": 1014, "title_zh": "泄露", "title_en": "leak", "owed": [(1767312000000, "the regulator", "监管部门")],
+        "alert_ids": ["a1"], "revision": 1, "incident_id": "i" * 32,
+    }  # fmt: skip
+    rows = [
+        base,
+        {**base, "key_kind": "recipient", "key": "tp_insurance_partner", "subjects_distinct": 3, "records": 3},
+        {**base, "key_kind": "sdk", "key": "tencent_face", "subjects_distinct": 1, "records": 0,
+         "observations": 1, "devices": 1},
+        {**base, "key_kind": "recipient", "key": "tp_unlisted_broker", "subjects_distinct": 0,
+         "subjects_unnamed": 99, "records": 99},
+    ]  # fmt: skip
+    heads = render(rows, datetime(2026, 1, 1, tzinfo=UTC)).splitlines()[::2]
+    assert len(heads) == 4
+    counts = {display_width(head[: re.search(r"(?<=  )\d+ customer", head).start()]) for head in heads}
+    due = {display_width(head[: head.index("next report due")]) for head in heads}
+    assert len(counts) == len(due) == 1, heads
 
 
 def test_customers_a_log_only_counted_stand_beside_the_named_in_every_output(engine) -> None:
