@@ -32,7 +32,7 @@ from streams.clickhouse import ClickHouseUnavailable, SchemaOutdated
 from streams.config import POLICY_HELP
 from streams.credentials import SecretUnreadable
 from streams.kafka_reach import KafkaSettingRefused, KafkaUnavailable
-from streams.pseudonym import PseudonymKeyError, PseudonymKeyMismatch
+from streams.pseudonym import ENV_KEY, ONE_OFF, PseudonymKeyError, PseudonymKeyMismatch
 from streams.sealed import SealError
 from streams.sinks import FatalSinkError, StoppedInOutage
 
@@ -1113,6 +1113,10 @@ def cmd_incident_subjects(args: argparse.Namespace) -> int:
         found = (
             f"{len(matched)} of its {n_of(len(named), 'customer')} named found among {read:,} customer ids"
         )
+        if read and not matched:  # under another key every customer is "not named": say which key counts
+            found += (
+                f"; if some should be, {ENV_KEY} is not the key its pseudonyms were made with ({ONE_OFF})"
+            )
     reported, distinct = subjects["reported"], subjects["distinct"]
     log.info(
         f"incident {incident_id[:12]}: {found}"
@@ -1476,9 +1480,13 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
 def _bank_pseudonymizer(config: Any) -> Any:
     """The environment's key ring, spelling customer ids in the case the bank's customer id form
     takes, as the engine spells them."""
+    from streams.demo import demos_database
     from streams.pseudonym import Pseudonymizer
 
-    pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False)
+    # a new user followed the README from `lifemon demo` to `incidents subjects --customers` and
+    # was told to set the monitor's key: the demo's, exported or not, is what the database holds
+    why = f" (the last demo's database: {ONE_OFF}; export one and run `lifemon demo` again)"
+    pseudonymize = Pseudonymizer.from_env(allow_ephemeral=False, why=why if demos_database(config) else "")
     pseudonymize.spell_ids_as(load_policy(config.policy_dir).organisation.customer_id_form)
     return pseudonymize
 

@@ -92,7 +92,7 @@ def score(
 MARKER = "demo-database"
 
 
-def _demos(config: Any) -> bool:
+def demos_database(config: Any) -> bool:
     """Whether the last demo made the configured embedded database (its mark names it)."""
     marker = config.data_dir / MARKER
     return marker.is_file() and marker.read_text() == config.clickhouse.database
@@ -107,7 +107,7 @@ def claim_embedded(config: Any, dsn: str | None = None) -> None:
     if dsn and Path(dsn.removeprefix("chdb://")).resolve() != (config.data_dir / "chdb").resolve():
         return
     db, marker = config.clickhouse.database, config.data_dir / MARKER
-    if _demos(config):
+    if demos_database(config):
         from streams.clickhouse import connect
 
         connect(config.clickhouse_dsn()).command(f"DROP DATABASE IF EXISTS {db}")
@@ -127,7 +127,7 @@ def _fresh_database(config: Any, replace: bool) -> bool:
     db, marker = config.clickhouse.database, config.data_dir / MARKER
     client = connect(config.clickhouse_dsn())
     held = tables_present(client, db, ["alerts", ALERTS.table, INCIDENTS.table])
-    ours = _demos(config)
+    ours = demos_database(config)
     if "alerts" in held and not ours and not replace:
         print(
             f"lifemon demo: database {db} in {config.data_dir / 'chdb'} holds what this demo did not write "

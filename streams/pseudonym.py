@@ -30,6 +30,8 @@ PSEUDONYM = re.compile(r"\bp([0-9]*)_[0-9a-f]{24}\b")
 # 128 bits, the strength HMAC-SHA256 pseudonyms need (docs/security.md#the-pseudonym-key)
 MIN_KEY_BYTES = 16
 GENERATE = "generate one with `openssl rand -hex 32`"
+# why a key exported now finds none of a demo's customers (`lifemon incidents subjects --customers`)
+ONE_OFF = "the pseudonyms of a demo or a `lifemon run` with no key exported are a one-off key's, gone with it"
 
 
 def key_env(version: int) -> str:

@@ -830,6 +830,7 @@ def test_a_sasl_login_without_its_password_names_the_variable(
 )
 @pytest.mark.parametrize("command", [["pseudonym", "C1"], ["fingerprint", "card_no"]], ids=lambda c: c[0])
 def test_an_unusable_pseudonym_key_is_a_config_error_naming_the_variable(
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     root_logging: None,
@@ -838,6 +839,9 @@ def test_an_unusable_pseudonym_key_is_a_config_error_naming_the_variable(
     said: str,
 ) -> None:
     """A short key ended in a ValueError traceback, an unset one in a bare line with exit status 1."""
+    # no demo's database: the `make demo` the README runs first leaves one in ./.lifemon, and on it
+    # an unset key says the demo's was a one-off (test_incidents.py, the wrong key or none)
+    monkeypatch.setenv("LIFEMON_DATA_DIR", str(tmp_path))
     if key is None:
         monkeypatch.delenv("LIFEMON_PSEUDONYM_KEY")
     else:

@@ -1045,6 +1045,53 @@ def test_an_incident_says_which_log_counted_the_customers_it_does_not_name(
     assert out.split() == both.subjects.pseudonyms and where in err
 
 
+def test_whom_to_notify_under_the_wrong_key_or_none_says_which_key_counts(
+    engine, ch, capsys, monkeypatch, tmp_path
+) -> None:
+    """A new user went from `lifemon demo` to `incidents subjects ID --customers ids.txt`, as the
+    README lists them: told to set "the key the monitor's pseudonyms are made with", they exported a
+    fresh one and read "0 of its 3 customers named found", as if none of theirs were. Without a key
+    on the demo's database it says the demo's key was a one-off; under a key matching none, which key
+    counts."""
+    from streams.demo import MARKER
+
+    inc = one(run(engine(), "transfer", [abroad(1, subjects=range(3))]))
+    db = f"inc_{uuid.uuid4().hex[:8]}"
+    apply_ddl(ch, db)
+    ClickHouseTableSink(ch, f"{db}.incidents", INCIDENT_COLUMNS, incident_row, "incidents").write([inc])
+    monkeypatch.setattr("streams.clickhouse.connect", lambda dsn: ch)
+    config = tmp_path / "lifemon.yaml"
+    config.write_text(
+        f"data_dir: {tmp_path}\n"
+        f"clickhouse: {{database: {db}, dsn: 'chdb://{os.environ['LIFEMON_TEST_CHDB']}'}}\n"
+    )
+    (tmp_path / MARKER).write_text(db)  # the last demo made this database
+    customers = tmp_path / "ids.txt"
+    customers.write_text("C0000000\nC0000001\n")
+    subjects = [
+        "incidents",
+        "subjects",
+        inc.incident_id[:12],
+        "--customers",
+        str(customers),
+        "--config",
+        str(config),
+    ]
+    monkeypatch.delenv("LIFEMON_PSEUDONYM_KEY")
+    assert main(subjects) == 2
+    said = capsys.readouterr().err
+    assert "the last demo's database" in said and "one-off key" in said and "run `lifemon demo` again" in said
+    monkeypatch.setenv("LIFEMON_PSEUDONYM_KEY", "another-key-0123456789")  # not the one it ran with
+    assert main(subjects) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and "0 of its 3 customers named found among 2 customer ids; if some should be, " in err
+    assert "LIFEMON_PSEUDONYM_KEY is not the key its pseudonyms were made with" in err
+    monkeypatch.setenv("LIFEMON_PSEUDONYM_KEY", KEY.decode())  # the key it ran with finds them, no hint
+    assert main(subjects) == 0
+    out, err = capsys.readouterr()
+    assert out.split() == ["C0000000", "C0000001"] and "2 of its 3 customers" in err and "if some" not in err
+
+
 def test_a_replay_in_other_batches_replaces_the_incident_row_a_crash_left(engine, ch) -> None:
     """A checkpoint writes the incidents table before the changelog and the offsets: a crash
     between them replays the same reads, in other batches. bulk_query revises an alert at most
