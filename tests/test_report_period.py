@@ -9,6 +9,7 @@ import logging
 import os
 import re
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +229,8 @@ def test_alert_and_incident_rows_show_id_detector_status_and_times_in_the_banks_
     detected = datetime.fromtimestamp(incident["detected_at"] / 1000, UTC)
     assert cells[0] == f"<code class=id>{incident['incident_id'][:12]}</code>"
     assert cells[2] == incident["status"] and "actor e1" in cells[3]
+    # what leaked, in both languages, as the alerts table titles its rules
+    assert cells[3].startswith(f"{incident['title_zh']}<br><small>{escape(incident['title_en'])}</small>")
     for at, shown in ((began, cells[4]), (detected, cells[5])):
         assert shown == f"{at + timedelta(hours=8):%Y-%m-%d %H:%M}<br><small>{at:%Y-%m-%d %H:%M} UTC</small>"
     # the leak began at its first read; the regulator's 24 h run from when lifemon knew it

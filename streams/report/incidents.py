@@ -28,7 +28,9 @@ def incidents_table(
         f"<tr><td><code class=id>{escape(r['incident_id'][:12])}</code></td>"
         f'<td><b class="sev" style="background:{SEVERITY_COLOURS.get(r["severity"], "#999")}">'
         f"{escape(r['severity'])}</b></td><td>{escape(r['status'])}{review_mark(r.get('review'))}</td>"
-        f"<td class=rule>{escape(r['title_zh'])}<br><small>{escape(r['key_kind'])} {escape(r['key'])}</small>"
+        # in both languages, as the alerts table below titles its rules (a new user read it in Chinese only)
+        f"<td class=rule>{escape(r['title_zh'])}<br><small>{escape(r['title_en'])}</small>"
+        f"<br><small>{escape(r['key_kind'])} {escape(r['key'])}</small>"
         + "".join(f"<br><small>{escape(SAME_LEAK)}: {escape(o[:12])}</small>" for o in r.get("linked", []))
         + "</td>"
         f"<td class=t>{cell(r['first_seen'], zone)}</td><td class=t>{_detected(r, zone)}</td>"
