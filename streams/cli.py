@@ -2161,9 +2161,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("policy", help="validate the policy catalog and run detector examples")
     sp.add_argument(
         "action",
+        nargs="?",
+        default="check",
         choices=["check"],
         metavar="check",
-        help="check: validate it and run every detector's examples",
+        help="check: validate it and run every detector's examples (default: check; `lifemon policy` "
+        "alone checks it too)",
     )
     sp.add_argument("--config", help=CONFIG_HELP)
     sp.add_argument("--policy", help=POLICY_HELP)

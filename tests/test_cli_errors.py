@@ -764,6 +764,9 @@ def test_policy_check_names_the_folder_it_checked(
     assert main(["policy", "check"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"policy OK ({DEFAULT_DIR}): ")
+    # `lifemon policy` alone is `policy check`, its one action, as `lifemon catalog` is `catalog gaps`
+    # (a new user's was argparse's "the following arguments are required: check", exit status 2)
+    assert main(["policy"]) == 0 and capsys.readouterr().out == out
     # a control the policy leaves off is said, the check still passing (a probe's 云证书SDK sent anywhere)
     assert (
         "NOTE  sdks.yaml cloud_certificate (云证书SDK) declares no hosts: where it sends is not judged" in out
