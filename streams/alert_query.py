@@ -364,7 +364,10 @@ def _count(n: int | None, noun: str, width: int, plural: str = "", unit_width: i
     return f"{'—' if n is None else f'{n:,}':>{width}} {unit:<{max(unit_width, len(noun) + 1)}}"
 
 
-def render_alert(r: dict[str, Any], color: bool = False, actor_width: int = 16) -> str:
+ACTOR_WIDTH = 16  # the actor column at its narrowest: an employee's id, a workstation's address
+
+
+def render_alert(r: dict[str, Any], color: bool = False, actor_width: int = ACTOR_WIDTH) -> str:
     """One alert as two lines: what an analyst scans in a terminal, then its summary indented.
     The time is the alert's last event time, in UTC; the detector's episode status, then the
     analyst's review state where the row has one (the list's, not `lifemon watch`'s: a live
@@ -413,7 +416,7 @@ def render(rows: list[dict[str, Any]], color: bool = False) -> str:
     if not rows:
         return "no alerts match"
     width = max(
-        16, *(len(shown(r["actor_id"])) for r in rows)
+        ACTOR_WIDTH, *(len(shown(r["actor_id"])) for r in rows)
     )  # a recipient's id is longer than an employee's
     return "\n".join(render_alert(r, color, width) for r in rows)
 

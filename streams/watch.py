@@ -25,8 +25,9 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
 
 from schemas.models import SEVERITY_RANK, Severity
-from streams.alert_query import render_alert
+from streams.alert_query import ACTOR_WIDTH, render_alert
 from streams.alerts import actor_of
+from streams.terminal import shown as escaped
 
 log = logging.getLogger(__name__)
 CATCH_UP_S = 10.0  # a partition that never reports its end is taken as caught up after this
@@ -82,6 +83,9 @@ def watch(
         }
     )
     shown = 0
+    # the actor column as wide as the widest actor shown yet, as `lifemon alerts` sizes it to its
+    # list's: an SDK's or a recipient's id pushed every later column out of line with an employee's
+    actor_width = ACTOR_WIDTH
     try:
         known = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if known is None or known.error is not None or not known.partitions:
@@ -116,7 +120,8 @@ def watch(
                     )
                     continue
                 if matches(row, detector, min_severity):
-                    show(render_alert(row, color))
+                    actor_width = max(actor_width, len(escaped(row["actor_id"])))
+                    show(render_alert(row, color, actor_width))
                     shown += 1
     finally:
         consumer.close()

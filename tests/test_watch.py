@@ -166,6 +166,29 @@ def test_watch_without_the_alerts_topic_says_so(broker, names, tmp_path) -> None
     assert f"topic {config.topics.alerts} does not exist" in proc.stderr.decode()
 
 
+def test_a_long_actor_widens_the_column_for_the_lines_after_it(broker, names, policy, tmp_path) -> None:
+    """A new user's watch printed `sensors_analytics      1 observation` and `proc_call_center  4,747
+    records`: the actor column 16 wide, an SDK's or a recipient's id pushing the counts, the title
+    and the id out of line. It is as wide as the widest actor shown yet: from that line on, aligned."""
+    config = make_config(names, broker, "chdb://unused")
+    ensure_topics(broker, config)
+    producer = Producer({"bootstrap.servers": broker})
+    for n, actor in enumerate(("e1", "proc_card_personalization", "e2", "sensors_analytics")):
+        found = finding(key=actor, actor_id=actor, window_start=1000 + n, last_seen=T0 + n)
+        key, value, headers = encode_alert(build_alert(found, policy.detectors["bulk_query"]))
+        # one partition: the watch prints them in this order
+        producer.produce(config.topics.alerts, value=value, key=key, headers=headers, partition=0)
+    assert producer.flush(10) == 0
+    history = Watch(write_config(config, tmp_path / "lifemon.yaml"), "--from-beginning")
+    history.wait_for(history.out, " sensors_analytics ")
+    history.stop()
+    lines = {a: line for line in history.alerts() for a in ("e1", "proc_card_personalization", "e2", "sensors_analytics") if f" {a} " in line}  # fmt: skip
+    counted = {a: line.index(" customers ") for a, line in lines.items()}
+    # e1 came before any longer actor; every line from the recipient's on starts its counts in one column
+    assert counted["proc_card_personalization"] == counted["e2"] == counted["sensors_analytics"], lines
+    assert counted["e1"] < counted["e2"]
+
+
 def test_filters_are_those_of_lifemon_alerts() -> None:
     row = {"detector": "bulk_query", "severity": "high"}
     assert matches(row, None, None) and matches(row, "bulk_query", Severity.high)
