@@ -91,6 +91,11 @@ OWN_CLIENT_SETTINGS = {  # librdkafka's aliases too: each names the same setting
 SESSION_TIMEOUT_MS, SESSION_TIMEOUT_BOUNDS_MS = 6000, (6000, 1_800_000)
 
 
+# one broker of kafka.bootstrap, as librdkafka takes it: an optional protocol, a host name, an IPv4
+# or a bracketed IPv6 address, and an optional port (librdkafka's default, 9092, without one)
+_BROKER = re.compile(r"([A-Za-z_]+://)?(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\],]+)(:[0-9]{1,5})?")
+
+
 class KafkaConfig(Strict):
     bootstrap: str | None = Field(
         default=None, description="host:port list; empty starts the embedded Tansu broker"
@@ -110,6 +115,20 @@ class KafkaConfig(Strict):
         gt=0,
         description="how long a command waits for the broker's first answer before it says the broker is unreachable",
     )
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _hosts_and_ports(cls, bootstrap: str | None) -> str | None:
+        """Each broker as host:port. A new user copied `127.0.0.1:41927:` out of `lifemon run`'s
+        "started embedded Tansu broker at 127.0.0.1:41927: it lives…" and was told "host name not
+        found" after 10 s."""
+        for broker in bootstrap.split(",") if bootstrap else ():  # empty: the embedded broker
+            if broker.strip() and not _BROKER.fullmatch(broker.strip()):  # a trailing comma: librdkafka's too
+                raise ValueError(
+                    f"holds {broker.strip()!r}, not a broker's host:port; give each broker as its host name "
+                    "or address, a colon and its port (127.0.0.1:41927, kafka:9092), several comma-separated"
+                )
+        return bootstrap
 
     @field_validator("client")
     @classmethod

@@ -200,3 +200,30 @@ def test_a_value_from_the_environment_or_a_flag_is_named_as_such(tmp_path: Path,
         load_config(None, clickhouse__dsn="/var/lib/lifemon/chdb")  # a path, as users type it
     assert (e.value.file, e.value.key) == ("<the command line>", "clickhouse.dsn")
     assert "is no ClickHouse DSN" in str(e.value) and "chdb:///" in e.value.fix
+
+
+def test_a_bootstrap_that_is_no_host_and_port_is_a_config_error_at_once(tmp_path: Path) -> None:
+    """A new user copied `127.0.0.1:41927:` out of `lifemon run`'s "started embedded Tansu broker at
+    127.0.0.1:41927: it lives…" into `watch --bootstrap` and, 10 s later, read "host name not found".
+    Each broker is a host and port; what librdkafka takes besides passes as before."""
+    with pytest.raises(PolicyError) as e:
+        load_config(None, kafka__bootstrap="127.0.0.1:41927:")
+    assert (e.value.file, e.value.key) == ("<the command line>", "kafka.bootstrap")
+    assert (
+        "holds '127.0.0.1:41927:', not a broker's host:port" in str(e.value)
+        and "127.0.0.1:41927" in e.value.fix
+    )
+    path = write(tmp_path, "kafka:\n  bootstrap: 'kafka:9092,kafka2:port'\n")
+    with pytest.raises(PolicyError) as e:
+        load_config(path)
+    assert (e.value.file, e.value.key, e.value.line) == (str(path), "kafka.bootstrap", 2)
+    assert "holds 'kafka2:port'" in str(e.value)
+    for bootstrap in [
+        "kafka:9092",
+        "a:1, b:2,",
+        "[::1]:9092",
+        "SASL_SSL://k.bank.internal:9093",
+        "localhost",
+        "",
+    ]:
+        assert load_config(None, kafka__bootstrap=bootstrap).kafka.bootstrap == bootstrap
