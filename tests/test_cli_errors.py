@@ -810,6 +810,9 @@ def test_a_sasl_login_without_its_password_names_the_variable(
     command: list[str],
 ) -> None:
     """It ended in librdkafka's KafkaException ("sasl.username and sasl.password must be set")."""
+    # not the working directory's .lifemon: `run` claims the embedded database, and a new user's
+    # `make demo` then `make test`, as the README runs them, lost the demo's day and failed here
+    monkeypatch.setenv("LIFEMON_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("LIFEMON_KAFKA_SASL_PASSWORD", raising=False)
     (tmp_path / "sasl.yaml").write_text(SASL)
     assert main([*command, "--config", str(tmp_path / "sasl.yaml")]) == 2
