@@ -84,6 +84,17 @@ def test_the_demo_events_by_stream_are_what_it_produces() -> None:
     assert shown == dict(produced)
 
 
+def test_the_demos_customer_ids_are_the_ones_the_readme_gives_for_incidents_subjects() -> None:
+    """A new user had no ids.txt for `incidents subjects ID --customers ids.txt` on the demo's day:
+    the README gives its bank's customers as a range and the `seq` that writes them."""
+    found = re.search(r"customers being `(C\d+)` to `(C\d+)`: `seq -f 'C%07g' (\d+) (\d+) >", README)
+    assert found, "README no longer says the demo's customer ids"
+    first, last, start, end = found.groups()
+    assert (f"C{int(start):07d}", f"C{int(end):07d}") == (first, last)
+    customers = {r.customer_id for s, _, r in demo_day().records if s == "customers"}
+    assert customers == {f"C{i:07d}" for i in range(int(start), int(end) + 1)}
+
+
 def test_the_alerts_examples_find_the_demos_day() -> None:
     """A `--since` after the demo's last event lists nothing on the demo's data; and an example's
     comment says the time it means in UTC, as `lifemon alerts` reads it (a new user's "from 10:00
