@@ -29,8 +29,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import detectors  # noqa: E402
 import e2e_throughput  # noqa: E402
+
+import detectors  # noqa: E402
 from streams import engine, runtime  # noqa: E402
 from streams.clickhouse import connect  # noqa: E402
 from streams.embedded import EmbeddedBroker  # noqa: E402
