@@ -1663,8 +1663,9 @@ def test_a_notice_the_measures_made_needless_is_recorded_waived_and_owes_nothing
     at = next(i for i, line in enumerate(lines) if "the individuals affected" in line and "UTC (" in line)
     # its basis, then the clause that waived it, each as quoted and in English
     assert "basis / 依据" in lines[at + 1], lines[at : at + 3]
-    below = " ".join(" ".join(line.strip() for line in lines[at + 1 : at + 16]).split())
-    assert "可以不通知个人" in below and "individuals need not be notified" in below, lines[at : at + 16]
+    end = next(i for i in range(at + 1, len(lines)) if not lines[i].strip() or "UTC (" in lines[i])
+    below = " ".join(" ".join(line.strip() for line in lines[at + 1 : end]).split())
+    assert "可以不通知个人" in below and "individuals need not be notified" in below, lines[at:end]
     assert (
         "notice / 告知内容 (PIPL art. 57 ¶1) (drafted, not sent: waived / 草稿，未发送：不通知个人)" in shown
     )
