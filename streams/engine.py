@@ -103,7 +103,8 @@ PSEUDONYM_CHECK_KEY = ENGINE + "pseudonym_key_check"  # `Pseudonymizer.key_check
 INCIDENTS = "~incidents"  # the incident stage's namespace in each partition's store
 STAGE = "~stage"  # + a detector's kind: its second stage's namespace and task (`StageSpec`)
 # a task's mark to its stage that says it has had no input at all and has none left to read: it holds
-# the stage nowhere until it marks a time (no watermark is 0: a task marks once its stream time moved)
+# the stage nowhere until it marks a time (no watermark is 0: a task marks once its stream time moved);
+# a source partition's mark to a repartition topic that says so of the source (`Monitor._mark_idle`)
 IDLE_MARK = 0
 _MISSING = object()
 _ts = attrgetter("ts")
@@ -765,25 +766,37 @@ class Task:
 
     def _least_mark(self, stream: str, sources: frozenset[tuple[str, int]]) -> int | None:
         """The earliest mark of `sources` on a re-keyed input, once each of them has marked (None
-        before). Those only: a saved mark of a source no longer feeding the topic (a raw-log topic
-        taken out of the configuration) never moves again."""
+        before, or while every one is idle: `IDLE_MARK` holds nothing, as an idle Flink source).
+        Those only: a saved mark of a source no longer feeding the topic (a raw-log topic taken out
+        of the configuration) never moves again."""
         marks = self.channels[stream]
-        return min(marks[s] for s in sources) if sources <= marks.keys() else None
+        if not sources <= marks.keys():
+            return None
+        return min((marks[s] for s in sources if marks[s] != IDLE_MARK), default=None)
 
     def foreign_marks(self, owned: Collection[tuple[str, int]]) -> int | None:
         """The earliest mark among the source partitions of its re-keyed inputs that another
-        instance reads (not in `owned`), once each of them has marked; None: no such hold. What
-        this instance reads it knows better (`Engine._held_by`); another's only by its marks."""
-        holds = [
-            self._least_mark(stream, foreign)
-            for stream, expected in self.expected.items()
-            if (foreign := expected.difference(owned))
-        ]
+        instance reads (not in `owned`); 0 (nothing fires) while one of them has not marked this
+        partition yet, since it may still re-key anything here, as a source partition of this
+        instance not read from yet holds at 0 (`Engine._held_by`); None: no such hold. What this
+        instance reads it knows better; another's only by its marks. Two instances starting at
+        once: one read its partitions to their end and judged a workstation's accesses on its own
+        clock before the other had re-keyed the rest of them (a shared_workstation alert lost)."""
+        holds = []
+        for stream, expected in self.expected.items():
+            if foreign := expected.difference(owned):
+                if not foreign <= self.channels[stream].keys():
+                    return 0
+                holds.append(self._least_mark(stream, foreign))
         return min((t for t in holds if t is not None), default=None)
 
     def mark(self, stream: str, source: tuple[str, int], time: int) -> None:
+        """A source partition's mark: how far it has read, or that it is idle (`IDLE_MARK`), which
+        a time it marked before outranks."""
         marks = self.channels[stream]
-        if time > marks.get(source, 0):
+        if time == IDLE_MARK:
+            marks.setdefault(source, IDLE_MARK)
+        elif time > marks.get(source, IDLE_MARK):
             marks[source] = time
 
     def save_clock(self) -> None:

@@ -1015,23 +1015,32 @@ class Monitor:
         task that reads an older mark only waits a little longer."""
         at = self.engine.source_times.get((topic, partition), 0)
         last, sent = self._marked.get((topic, partition), (0, 0.0))
-        now = time.monotonic()
-        if at <= last or now - sent < MARK_EVERY_S:
-            return
+        if at > last and time.monotonic() - sent >= MARK_EVERY_S:
+            self._send_mark(topic, partition, at)
+
+    def _send_mark(self, topic: str, partition: int, at: int) -> None:
         for key in self.rekeyed_by[topic]:
             sink = self.repartition_sinks[(self.stream_of[topic], key)]
             sink.send([(None, (topic, partition, at, p)) for p in range(self.partition_count)])
-        self._marked[(topic, partition)] = (at, now)
+        self._marked[(topic, partition)] = (at, time.monotonic())
 
     def _mark_idle(self, clock: int, sources_behind: set[tuple[str, int]]) -> None:
         """A source partition with nothing left to read marks the repartition topics it feeds with
         the instance clock as it stood IDLE_AFTER_S ago, as a quiet task follows it: without its
-        marks a task there could not tell an idle source from a slow one, and would wait for it."""
+        marks a task there could not tell an idle source from a slow one, and would wait for it.
+        One that never delivered an event here, while that clock has not moved (`clock` 0: none of
+        this instance's tasks was fed yet), marks `IDLE_MARK` once, IDLE_AFTER_S after its partition
+        number here was read to its end (`_read_since`): another instance's task waits for every
+        source partition's first mark (`Task.foreign_marks`), and would wait for it for ever."""
+        now = time.monotonic()
         for topic, p in self._assignment():
             if self.rekeyed_by.get(topic) and (topic, p) not in sources_behind:
                 if clock > self.engine.source_times.get((topic, p), 0):
                     self.engine.source_times[(topic, p)] = clock
-                self._mark(topic, p)
+                if (topic, p) in self.engine.source_times:
+                    self._mark(topic, p)
+                elif (topic, p) not in self._marked and now - self._read_since.get(p, now) >= IDLE_AFTER_S:
+                    self._send_mark(topic, p, IDLE_MARK)
 
     def _emit(self, alerts: list[Any]) -> None:
         """Alerts wait for the checkpoint, newest revision per id: one write per alert and checkpoint."""
@@ -1049,8 +1058,7 @@ class Monitor:
             self.producer.flush(REKEYED_ACK_WAIT_S)
         caught_up, behind, sources_behind = self._input_progress()
         self._first_read(behind)
-        if clock:
-            self._mark_idle(clock, sources_behind)
+        self._mark_idle(clock, sources_behind)
         owned = [(t, p) for t, p in self._assignment() if t not in self.repartition]
         alerts = self.engine.advance(
             caught_up,

@@ -24,7 +24,7 @@ from policy.model import DetectorSection
 from schemas.models import Severity
 from streams.codecs import RawRecord
 from streams.config import Config
-from streams.engine import Engine, rekey
+from streams.engine import IDLE_MARK, Engine, rekey
 from streams.pseudonym import Pseudonymizer
 from streams.runtime import REPARTITION_SETTINGS, Monitor, create_missing, ensure_topics, repartition_topic
 
@@ -308,6 +308,28 @@ def test_a_malformed_mark_does_not_stop_the_monitor(broker, ch, catalog, names, 
     }
     dead = read_all(broker, config.topics.dlq, expect_at_least=3, timeout_s=10)
     assert sum(dict(m.headers()).get("source.topic") == topic.encode() for m in dead) == 3
+
+
+def test_an_instance_with_nothing_to_read_marks_its_source_partitions_idle(
+    broker, ch, catalog, names, tmp_path
+) -> None:
+    """Another instance's task waits for the first mark of each source partition it does not read
+    (`Task.foreign_marks`). An instance none of whose tasks was ever fed has no clock to mark its
+    empty partitions with: it marks them idle, once, from each source partition to every partition
+    of the repartition topic, or the other instance's tasks would wait for it for ever."""
+    config = make_config(names, broker, "chdb://unused")
+    ensure_topics(broker, config)
+    config.data_dir = tmp_path
+    monitor = Monitor(config, broker, ch, [SPEC], catalog, Pseudonymizer(KEY))
+    running = threading.Thread(target=monitor.run, kwargs={"max_seconds": 60})
+    running.start()
+    try:  # a service: it marks while it runs, not at an end
+        sent = read_all(broker, repartition_topic(config, "access", "subject_ids"), 9, timeout_s=30)
+    finally:
+        monitor.stop_event.set()
+        running.join(timeout=60)
+    marks = sorted((m.partition(), *orjson.loads(m.value())) for m in sent)
+    assert marks == [(q, config.topics.access, p, IDLE_MARK) for q in range(3) for p in range(3)]
 
 
 def test_marks_are_told_from_events_whatever_their_headers() -> None:

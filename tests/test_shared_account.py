@@ -23,7 +23,7 @@ from detectors import load_detectors
 from policy import DEFAULT_DIR, PolicyError, load_policy
 from schemas.models import AccessEvent
 from streams.alerts import latest
-from streams.engine import Engine
+from streams.engine import IDLE_MARK, Engine
 from streams.runtime import repartition_topic
 
 MIN = 60_000
@@ -184,6 +184,68 @@ def test_one_workstation_driving_two_accounts_by_turns_fires(run) -> None:
     assert a.actor_id == PC and a.actor_kind == "system" and a.counts == {"returns": 3, "accounts": 2}
     assert f"workstation {PC} drove 2 accounts at once (e1, e2)" in a.summary
     assert a.title_en == "Shared account: one workstation driving several accounts at once"
+
+
+OWN, OTHERS = ("a", 0), ("a", 1)  # access partitions: this instance's, another instance's
+
+
+def instance(specs: dict[str, Any], catalog: Any) -> Engine:
+    """An instance's engine as the runtime drives it: the workstation's task reads the accesses
+    re-keyed by client address from both access partitions, whoever reads each."""
+    e = Engine([specs["shared_workstation"]], catalog, pseudonymize=lambda s: f"p_{s}")
+    e.rekey_locally = False
+    e.repartition_sources = {("access", "client_ip"): frozenset({OWN, OTHERS})}
+    return e
+
+
+def re_keyed(reader: Engine, source: Engine, partition: int, events: list[AccessEvent]) -> list[Any]:
+    """Accesses read from access partition `partition` by `source`, re-keyed by client address and
+    read back by the workstation's task on `reader`, partition 0."""
+    ingested = source.ingest("access", "a", partition, fed("access", events, "a"))
+    pairs = source.rekeyed_events("access", "client_ip", ingested)
+    return reader.process_rekeyed("access", "client_ip", "r.a", 0, [(None, ev) for _, ev in pairs])
+
+
+def caught_up(e: Engine) -> list[Any]:
+    """This instance has read all it owns: the task follows its own clock, an hour past the bout."""
+    return e.advance({("access", 0)}, sources_owned={OWN})
+
+
+def test_a_workstation_waits_for_the_first_mark_of_another_instances_source(specs, catalog) -> None:
+    """Two instances start at once (tests/test_scale_out.py, red 1 run in 8 on CI): e1's reads at
+    the PC come from the access partition this instance reads, e2's from the other instance's, which
+    has neither re-keyed nor marked anything yet. Caught up on its own inputs, the task followed its
+    clock an hour ahead, judged e1's reads alone (no return), forgot the workstation, and e2's,
+    re-keyed a moment later, made no alert. A source partition another instance reads holds the task
+    at 0 until its first mark, as one of this instance's not read yet does."""
+    e, other = instance(specs, catalog), instance(specs, catalog)
+    bout = by_turns(["e1", "e2"], [PC], 6)  # four returns over ten minutes
+    alerts = re_keyed(e, e, 0, [ev for ev in bout if ev.actor_id == "e1"] + turns(("e3", DESK, 60)))
+    e.mark("access", "client_ip", 0, [(*OWN, T0 + 60 * MIN)])
+    alerts += caught_up(e)
+    assert alerts == []  # e1 alone: no return yet
+    alerts += re_keyed(e, other, 1, [ev for ev in bout if ev.actor_id == "e2"])
+    e.mark("access", "client_ip", 0, [(*OTHERS, T0 + 60 * MIN)])
+    (a,) = latest(alerts + caught_up(e))
+    assert a.actor_id == PC and a.counts == {"returns": 4, "accounts": 2}
+
+
+def test_another_instances_source_marked_idle_holds_nothing_back(specs, catalog) -> None:
+    """The other instance has nothing to read and none of its tasks was fed, so it has no clock to
+    mark its source partition with: it marks it idle, and this instance's task follows its own
+    clock at once, as before the other's first mark it would not (`Monitor._mark_idle`). A time it
+    marks later outranks the idle mark, and an idle mark never takes back a time."""
+    e = instance(specs, catalog)
+    assert re_keyed(e, e, 0, by_turns(["e1", "e2"], [PC], 5) + turns(("e3", DESK, 60))) == []
+    e.mark("access", "client_ip", 0, [(*OWN, T0 + 60 * MIN)])
+    assert caught_up(e) == []  # the other's partition not heard from
+    e.mark("access", "client_ip", 0, [(*OTHERS, IDLE_MARK)])
+    (a,) = caught_up(e)
+    assert a.actor_id == PC and a.counts == {"returns": 3, "accounts": 2}
+    task = e.tasks[(0, "shared_workstation")]
+    e.mark("access", "client_ip", 0, [(*OTHERS, T0 + 30 * MIN)])
+    e.mark("access", "client_ip", 0, [(*OTHERS, IDLE_MARK)])
+    assert task.foreign_marks({OWN}) == T0 + 30 * MIN
 
 
 def test_a_shared_workstation_alert_names_the_org_its_accounts_share(run) -> None:
