@@ -782,13 +782,22 @@ class Task:
         instance reads it knows better; another's only by its marks. Two instances starting at
         once: one read its partitions to their end and judged a workstation's accesses on its own
         clock before the other had re-keyed the rest of them (a shared_workstation alert lost)."""
-        holds = []
-        for stream, expected in self.expected.items():
-            if foreign := expected.difference(owned):
-                if not foreign <= self.channels[stream].keys():
-                    return 0
-                holds.append(self._least_mark(stream, foreign))
+        if self.awaits_foreign(owned):
+            return 0
+        holds = [
+            self._least_mark(stream, foreign)
+            for stream, expected in self.expected.items()
+            if (foreign := expected.difference(owned))
+        ]
         return min((t for t in holds if t is not None), default=None)
+
+    def awaits_foreign(self, owned: Collection[tuple[str, int]]) -> bool:
+        """Whether a source partition of its re-keyed inputs that another instance reads has not
+        marked this partition yet."""
+        return any(
+            not expected.difference(owned) <= self.channels[stream].keys()
+            for stream, expected in self.expected.items()
+        )
 
     def mark(self, stream: str, source: tuple[str, int], time: int) -> None:
         """A source partition's mark: how far it has read, or that it is idle (`IDLE_MARK`), which
@@ -1657,6 +1666,18 @@ class Engine:
                 break
             alerts += self.advance(final=True)
         return alerts
+
+    def awaiting_first_marks(self) -> bool:
+        """Whether a detector's task here waits for the first mark of a source partition another
+        instance reads (`Task.awaits_foreign`; the sources this instance owns as the last `advance`
+        was told): that instance has read nothing of it yet (it restores, or joined late), and an
+        end of input here would judge without what it is still to re-key here (`Monitor.finished`).
+        A stage's tasks wait for their detector's, which the final drain settles."""
+        owned = self._owned_sources
+        return owned is not None and any(
+            not isinstance(task.spec, StageSpec) and task.awaits_foreign(owned)
+            for task in self.tasks.values()
+        )
 
     # -- tasks ----------------------------------------------------------------------------------
     def task(self, partition: int, spec: DetectorSpec) -> Task:

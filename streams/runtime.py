@@ -884,12 +884,15 @@ class Monitor:
         batch run ends with a replay's alerts."""
         # records fetched while a checkpoint waited (`_held`) moved the consumer's position but are
         # not processed yet: an end judged by that position would fire timers before them
+        # nor while another instance has not marked a source partition it reads: it has read nothing
+        # of it yet, and may still re-key anything into the tasks here
         if (
             idle_exit_s is not None
             and not self._held
             and now - last_data >= idle_exit_s
             and self._caught_up()
             and self._whole_or_settled(now)
+            and not self.engine.awaiting_first_marks()
         ):
             self._emit(self.engine.drain())
             # the stages' partials and marks this drain sent: read back and settled before the end

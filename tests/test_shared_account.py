@@ -12,6 +12,7 @@ import random
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -24,7 +25,7 @@ from policy import DEFAULT_DIR, PolicyError, load_policy
 from schemas.models import AccessEvent
 from streams.alerts import latest
 from streams.engine import IDLE_MARK, Engine
-from streams.runtime import repartition_topic
+from streams.runtime import Monitor, repartition_topic
 
 MIN = 60_000
 DESK, PC, LAPTOP = "10.0.1.7", "10.0.2.9", "10.130.0.7"
@@ -223,11 +224,39 @@ def test_a_workstation_waits_for_the_first_mark_of_another_instances_source(spec
     alerts = re_keyed(e, e, 0, [ev for ev in bout if ev.actor_id == "e1"] + turns(("e3", DESK, 60)))
     e.mark("access", "client_ip", 0, [(*OWN, T0 + 60 * MIN)])
     alerts += caught_up(e)
-    assert alerts == []  # e1 alone: no return yet
+    assert alerts == [] and e.awaiting_first_marks()  # e1 alone: no return yet; no idle end either
     alerts += re_keyed(e, other, 1, [ev for ev in bout if ev.actor_id == "e2"])
     e.mark("access", "client_ip", 0, [(*OTHERS, T0 + 60 * MIN)])
     (a,) = latest(alerts + caught_up(e))
     assert a.actor_id == PC and a.counts == {"returns": 4, "accounts": 2}
+    assert not e.awaiting_first_marks()
+
+
+def test_a_batch_run_does_not_end_idle_before_another_instances_first_mark(specs, catalog) -> None:
+    """Idle, caught up on all it owns and the group settled, a batch run still waits while the
+    other instance has marked none of the partitions it reads (restoring, or joined late): its
+    idle end drains every timer to its own clock, and what the other re-keys after would come too
+    late (`Engine.awaiting_first_marks`)."""
+    e = instance(specs, catalog)
+    batch = SimpleNamespace(
+        engine=e,
+        _held=[],
+        _caught_up=lambda: True,
+        _whole_or_settled=lambda now: True,
+        _emit=lambda alerts: None,
+        _hand_on=lambda final: False,
+    )
+
+    def ends() -> bool:
+        return Monitor.finished(batch, now=60.0, started=0.0, last_data=0.0, idle_exit_s=6, max_seconds=None)
+
+    re_keyed(e, e, 0, by_turns(["e1"], [PC], 3))
+    e.mark("access", "client_ip", 0, [(*OWN, T0 + 4 * MIN)])
+    caught_up(e)
+    assert not ends()
+    e.mark("access", "client_ip", 0, [(*OTHERS, IDLE_MARK)])
+    caught_up(e)
+    assert ends()
 
 
 def test_another_instances_source_marked_idle_holds_nothing_back(specs, catalog) -> None:
