@@ -593,38 +593,59 @@ def _section(key: str) -> str:
 def _citations(path: Path) -> Any:
     """A function that puts each document's citation (references.yaml) for its "seed NNN" in every
     string of a loaded YAML tree: a section's own document where a key names the section's start
-    (the longest that matches), the section kept. A policy folder without the file keeps the short form."""
+    (the longest that matches), the section kept; in English under a key `en` or ending `_en` (a
+    clause's, a title's, a runbook's), where the file gives one. A policy folder without the file
+    keeps the short form."""
     if not path.is_file():
         return lambda data: data
     documents, _ = read_yaml(path)
+    cited = {k: _both(v) for k, v in documents.items()} if isinstance(documents, dict) else {}
     if not isinstance(documents, dict) or not all(
-        isinstance(k, str) and _KEY.fullmatch(k) and isinstance(v, str) and v.strip()
-        for k, v in documents.items()
+        isinstance(k, str) and _KEY.fullmatch(k) and v is not None for k, v in cited.items()
     ):
         raise PolicyError(
             path,
             "",
             "not a map of `seed NNN: citation` (or `seed NNN section: citation`)",
-            "write one line per document, e.g. `seed 004: 《…》`",
+            "write one line per document, e.g. `seed 004: {zh: 本行《…》, en: the bank's … (本行《…》)}`, "
+            "or one citation for both languages: `seed 004: 本行《…》`",
         )
-    keys = sorted(documents, key=len, reverse=True)
+    keys = sorted(cited, key=len, reverse=True)
     # a document's key ends at a word's end; a section's may run on into its numbering (机构设置(1))
     citation = re.compile("|".join(rf"\b{re.escape(k)}" + ("" if _section(k) else r"\b") for k in keys))
 
-    def put(m: re.Match[str]) -> str:
+    def put(m: re.Match[str], language: int) -> str:
         key = m.group()
-        return documents[key] + (f" {_section(key)}" if _section(key) else "")
+        return cited[key][language] + (f" {_section(key)}" if _section(key) else "")
 
-    def cite(data: Any) -> Any:
+    def cite(data: Any, language: int = 0) -> Any:
         if isinstance(data, str):
-            return citation.sub(put, data) if keys else data
+            return citation.sub(lambda m: put(m, language), data) if keys else data
         if isinstance(data, list):
-            return [cite(v) for v in data]
+            return [cite(v, language) for v in data]
         if isinstance(data, dict):
-            return {k: cite(v) for k, v in data.items()}
+            return {k: cite(v, language or int(_english(k))) for k, v in data.items()}
         return data
 
     return cite
+
+
+def _both(value: Any) -> tuple[str, str] | None:
+    """A references.yaml citation as (zh, en): `{zh, en}`, or one string for both; None if neither."""
+    if isinstance(value, str) and value.strip():
+        return value, value
+    if (
+        isinstance(value, dict)
+        and set(value) == {"zh", "en"}
+        and all(isinstance(v, str) and v.strip() for v in value.values())
+    ):
+        return value["zh"], value["en"]
+    return None
+
+
+def _english(key: Any) -> bool:
+    """A YAML key whose value is English: a clause's or a runbook's `en`, a `title_en`."""
+    return isinstance(key, str) and (key == "en" or key.endswith("_en"))
 
 
 def _check_purposes(folder: Path, classification: Any, purposes: Any) -> None:

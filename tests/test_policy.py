@@ -635,6 +635,19 @@ def test_alerts_and_notices_name_the_documents_not_seed_numbers(policy, policy_c
         and "本行《掌上银行家隐私政策》 §一.(一)" in texts
     )
     assert "隐私政策》 机构设置" not in texts and "》及个人金融信息保护管理规定 流程描述" not in texts
+    # in English where the text is: a clause's, a title's, a runbook's English names the document in
+    # English, its Chinese title after it (an English reader met 本行《…》 alone)
+    english = [t for v in _leaves([policy, load_detectors(policy)]) if isinstance(v, Clause) for t in [v.en]]
+    english += [s.runbook.en for s in policy.detectors.values()]
+    assert any(
+        "the bank's personal financial information protection rules (本行《个人金融信息保护管理规定》) 流程描述"
+        in t
+        for t in english
+    )
+    import re
+
+    bare = re.compile(r"《[^》]*(规定|政策|分析|信息|原则|意见)》")  # a seed document's title, not in (…)
+    assert [t for t in english if bare.search(re.sub(r"\([^()]*《[^()]*\)", "", t))] == []
     (policy_copy / "references.yaml").unlink()  # a bank's own folder without it keeps the short form
     assert "seed 002 §六.2(4)" in json.dumps(
         load_policy(policy_copy).model_dump(mode="json"), ensure_ascii=False
@@ -652,7 +665,8 @@ def test_every_rule_cites_the_law_first_and_keeps_its_seed(policy) -> None:
     document it was written from (references.yaml), after the law."""
     import yaml
 
-    sources = list(yaml.safe_load((DEFAULT_DIR / "references.yaml").read_text(encoding="utf-8")).values())
+    cited = yaml.safe_load((DEFAULT_DIR / "references.yaml").read_text(encoding="utf-8")).values()
+    sources = [c["zh"] if isinstance(c, dict) else c for c in cited]
     primary = ("《个人信息保护法》第", "《反洗钱法》(2024年修订)第", "《广告法》第", "JR/T 0171-2020 §", "《金融消费者权益保护实施办法》第",
                "最高法、最高检《关于办理侵犯公民个人信息刑事案件适用法律若干问题的解释》")  # fmt: skip
     lists = {}
