@@ -652,6 +652,12 @@ def test_alerts_and_notices_name_the_documents_not_seed_numbers(policy, policy_c
     assert "seed 002 §六.2(4)" in json.dumps(
         load_policy(policy_copy).model_dump(mode="json"), ensure_ascii=False
     )
+    # a bank's file of plain strings, from before the English: each serves both languages
+    (policy_copy / "references.yaml").write_text("seed 002: 汉盛《X》\n", encoding="utf-8")
+    plain = load_policy(policy_copy)
+    assert any("汉盛《X》 §六.2(4)" in c.en for c in _leaves(plain) if isinstance(c, Clause)), (
+        "a plain citation in English too"
+    )
     (policy_copy / "references.yaml").write_text("seed 4: x\n", encoding="utf-8")
     with pytest.raises(PolicyError, match="seed NNN: citation") as e:
         load_policy(policy_copy)
