@@ -283,6 +283,62 @@ def test_every_word_a_field_gives_is_read_as_that_field(policy, catalog) -> None
     assert {w: catalog.field_spelling(w) for w in LOG_WORDS} == LOG_WORDS
 
 
+# The bank's own words for the kinds of personal financial information (seed 004 定义(2)-(9)) and the
+# class and category its 分类 gives each: C2④ property and loan data, C2⑤ transaction data, C2⑦ what
+# identifies one person (家庭地址; 电子邮箱 and 固定电话号码 by JR/T 0171 §4.2 C2 g)), C1③ the rest
+# (JR/T 0171 §4.2 C1 c)). A probe's 支付记录, 婚姻状况 and 消费意愿 were unknown C1 fields, counted in no
+# art. 5 tier and no marketing purpose's.
+SEED_004_KINDS = {
+    # 定义(2) 个人基本信息
+    "性别": ("C1", "identity"),
+    "国籍": ("C1", "identity"),
+    "民族": ("C1", "identity"),
+    "出生日期": ("C1", "identity"),
+    "职业": ("C1", "identity"),
+    "婚姻状况": ("C1", "identity"),
+    "家庭状况": ("C1", "identity"),
+    "固定电话号码": ("C2", "contact"),
+    "电子邮箱": ("C2", "contact"),
+    "工作及家庭地址": ("C2", "identity"),
+    "收入状况": ("C2", "property"),
+    "健康信息": ("C2", "health"),
+    "行踪信息": ("C2", "location"),
+    # 定义(3) 个人财产信息
+    "不动产状况": ("C2", "property"),
+    "车辆状况": ("C2", "property"),
+    "纳税额": ("C2", "property"),
+    "公积金缴存金额": ("C2", "property"),
+    # 定义(6) 个人金融交易信息
+    "交易金额": ("C2", "transaction"),
+    "支付记录": ("C2", "transaction"),
+    "透支记录": ("C2", "transaction"),
+    "交易日志": ("C2", "transaction"),
+    "交易凭证": ("C2", "transaction"),
+    "证券委托": ("C2", "transaction"),
+    "保单信息": ("C2", "transaction"),
+    "理赔信息": ("C2", "transaction"),
+    # 定义(7) 个人信用信息, 定义(8) 个人借贷信息
+    "信用卡还款情况": ("C2", "credit"),
+    "贷款偿还情况": ("C2", "credit"),
+    "授信": ("C2", "loan"),
+    "担保情况": ("C2", "loan"),
+    # 定义(9) 其他信息
+    "消费意愿": ("C1", "internal"),
+    "支付习惯": ("C1", "internal"),
+}
+
+
+def test_every_kind_of_data_the_banks_rules_define_is_a_field_of_its_class(policy, catalog) -> None:
+    """Each of seed 004 定义(2)-(9)'s words, as a log writes it, is a catalog field (not a category,
+    not unknown) of the class and category the seed's 分类 gives it."""
+    fields = policy.classification.fields
+    read = {}
+    for word in SEED_004_KINDS:
+        fid = catalog.field_spelling(word)
+        read[word] = (fields[fid].jr_class.value, fields[fid].category) if fid in fields else fid
+    assert read == SEED_004_KINDS
+
+
 @pytest.mark.parametrize(
     ("also", "word", "key", "said"),
     [
@@ -847,10 +903,18 @@ def test_a_classification_written_before_the_addressing_mark_gets_it_as_shipped_
         older = load_policy(policy_copy)
     assert older.classification.fields == policy.classification.fields
     assert {(r.file, r.key): r.added for r in caplog.records} == {
-        (str(path), "fields"): ["customer_name", "mobile_phone"]
+        (str(path), "fields"): ["customer_name", "mobile_phone", "email_address", "landline_phone"]
     }
     caplog.clear()
-    renamed_ids(policy_copy, {"customer_name": "cust_name", "mobile_phone": "mobile_no"})
+    renamed_ids(
+        policy_copy,
+        {
+            "customer_name": "cust_name",
+            "mobile_phone": "mobile_no",
+            "email_address": "cust_email",
+            "landline_phone": "home_tel",
+        },
+    )
     with caplog.at_level("WARNING", logger="lifemon.policy"):
         own = load_policy(policy_copy)
     assert not any(f.addresses for f in own.classification.fields.values())
