@@ -1195,3 +1195,28 @@ def test_a_push_targeted_by_the_words_a_marketing_platform_writes_is_off_purpose
     were silent as unknown fields)."""
     alerts = run(engine, consent("C1", channel=None), [push("C1", data_used=["customer_segment", word])])
     assert rules(alerts + engine.drain()) == {"off_purpose"}, word
+
+
+@pytest.mark.parametrize(
+    ("word", "plain", "expected"),
+    [
+        ("民族", False, {"off_purpose"}),  # read with the ID card, for the account and KYC alone
+        ("家庭状况", False, set()),  # 身份信息 (定义(2)), which marketing may use
+        ("透支记录", False, set()),  # 交易信息 (定义(6)), as the ledger is
+        ("保单信息", False, set()),
+        ("消费意愿", False, set()),  # 定义(9): derived to offer products
+        ("电子邮箱", True, {"no_refusal_offered"}),  # what the message is addressed with: no targeting
+        ("固定电话号码", True, {"no_refusal_offered"}),
+    ],
+)
+def test_a_push_targeted_by_the_banks_own_words_for_its_data_is_judged_by_their_purposes(
+    engine, word, plain, expected
+) -> None:
+    """Seed 004 定义(2)-(9)'s words, as a campaign platform names what chose a push, are catalog
+    fields judged by what purposes.yaml says they were collected for (使用⑩); a push chosen by 民族
+    was silent while the word was unknown. A non-personalized push naming only its address neither
+    targets nor is off purpose; it lacks only the refusal (使用②)."""
+    kw = {"personalized": False, "opt_out_offered": False} if plain else {}
+    data = [word] if plain else ["customer_segment", word]
+    alerts = run(engine, consent("C1", channel=None), [push("C1", data_used=data, **kw)])
+    assert rules(alerts + engine.drain()) == expected, word
