@@ -1229,6 +1229,19 @@ def test_consent_and_sdk_panels_count_what_management_asks(_deploy_chdb: Any, de
     assert by_rule == {"rule": "after_withdrawal", "alerts": 1}
 
 
+def test_the_marketing_rules_panel_names_each_rule_as_the_policy_titles_it(policy) -> None:
+    """A new user read `four_eyes` and `off_purpose` on the bars: the rule's key, where the policy
+    titles it in both languages. The panel maps each key to its titles; a rule the policy adds
+    or retitles must be mapped too."""
+    ((_, panel),) = [(pid, p) for pid, p in QUERY_PANELS if "by rule" in p["title"]]
+    (override,) = [o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "rule"]
+    (mapping,) = [p["value"][0]["options"] for p in override["properties"] if p["id"] == "mappings"]
+    rules = policy.detectors["offscope_marketing"].params["rules"]
+    assert {k: m["text"] for k, m in mapping.items()} == {
+        k: f"{r['title_zh']} / {r['title_en']}" for k, r in rules.items()
+    }
+
+
 def test_the_incidents_panel_lists_the_latest_revision_earliest_report_first(
     _deploy_chdb: Any, deploy_db: str
 ) -> None:
