@@ -593,8 +593,25 @@ def value_width(before: int = LABELS) -> int:
 
 
 def _wrapped(text: str, width: int) -> list[str]:
-    """Prose (a summary, a runbook) in lines of at most `width` columns, a CJK character two."""
-    return _packed(text.split(), width, " ")
+    """Prose (a summary, a runbook) in lines of at most `width` columns, a CJK character two; a word
+    longer than a line (categories joined by slashes: a spree's ran 40 columns past the terminal)
+    breaks after a slash."""
+    lines = _packed(text.split(), width, " ")
+    return [
+        part
+        for line in lines
+        for part in (_at_slashes(line, width) if display_width(line) > width else [line])
+    ]
+
+
+def _at_slashes(word: str, width: int) -> list[str]:
+    """A word too long for `width` in lines broken after its slashes (as long as it has some)."""
+    lines = [""]
+    for part in re.split(r"(?<=/)", word):
+        if lines[-1] and display_width(lines[-1] + part) > width:
+            lines.append("")
+        lines[-1] += part
+    return lines
 
 
 # a run of anything but spaces and CJK characters (a word, "(4)⑤:"), or one CJK character with

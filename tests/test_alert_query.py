@@ -302,6 +302,21 @@ def test_show_says_why_it_fired_what_to_do_and_what_caused_it(
     assert runbook.endswith("policy/detectors/bulk_query.yaml")
 
 
+def test_a_summarys_word_longer_than_the_line_breaks_after_its_slashes() -> None:
+    """A new user's `alerts show` of a spree: its categories joined by slashes were one word 140
+    columns long, past a terminal of 100. Such a word breaks after a slash; the words around it
+    wrap as before, and no character is lost."""
+    from streams.alert_query import _wrapped
+
+    cats = "/".join(["transaction", "account", "authentication", "identity", "contact", "property"] * 3)
+    summary = f"E000006 read 1,014 records of 927 customers ({cats}) in 13 minutes"
+    lines = _wrapped(summary, 60)
+    assert max(map(display_width, lines)) <= 60 and len(lines) >= 3, lines
+    assert "".join(lines).replace(" ", "") == summary.replace(" ", "")
+    assert all(line.endswith("/") for line in lines[1:-2]), lines  # broken where a slash ends a part
+    assert _wrapped("a b c", 60) == ["a b c"]
+
+
 def test_show_says_a_recipient_is_no_employee_and_why_the_window_is_wider_than_the_events(
     ch, shown, capsys, monkeypatch, root_logging
 ) -> None:
