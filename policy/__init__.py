@@ -599,10 +599,9 @@ def _citations(path: Path) -> Any:
     if not path.is_file():
         return lambda data: data
     documents, _ = read_yaml(path)
-    cited = {k: _both(v) for k, v in documents.items()} if isinstance(documents, dict) else {}
-    if not isinstance(documents, dict) or not all(
-        isinstance(k, str) and _KEY.fullmatch(k) and v is not None for k, v in cited.items()
-    ):
+    both = {k: _both(v) for k, v in documents.items()} if isinstance(documents, dict) else {}
+    cited = {k: v for k, v in both.items() if isinstance(k, str) and _KEY.fullmatch(k) and v is not None}
+    if not isinstance(documents, dict) or len(cited) != len(both):
         raise PolicyError(
             path,
             "",
