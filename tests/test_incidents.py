@@ -202,6 +202,9 @@ def test_the_notices_chinese_cause_is_chinese(engine) -> None:
     assert zh.startswith("员工在未经审批的情况下批量查询或导出个人金融信息")
     assert "批量查询个人金融信息（本告警计 60 条记录，30 名客户）" in zh
     assert "records" not in zh and alert.summary not in zh and alert.rule_id not in zh
+    # in Chinese punctuation: the class's cause and what happened joined by a full-width colon (a
+    # new user read "…提供: …非关联机构：…", two colons of two scripts in one sentence)
+    assert zh.startswith("员工在未经审批的情况下批量查询或导出个人金融信息：批量查询") and ": " not in zh, zh
 
 
 def test_a_critical_spree_reports_the_days_count_art5_judged_and_names_its_tier(engine) -> None:
