@@ -1027,23 +1027,32 @@ class Monitor:
             sink.send([(None, (topic, partition, at, p)) for p in range(self.partition_count)])
         self._marked[(topic, partition)] = (at, time.monotonic())
 
-    def _mark_idle(self, clock: int, sources_behind: set[tuple[str, int]]) -> None:
+    def _mark_idle(
+        self, clock: int, sources_behind: set[tuple[str, int]], holding: set[tuple[str, int]]
+    ) -> None:
         """A source partition with nothing left to read marks the repartition topics it feeds with
         the instance clock as it stood IDLE_AFTER_S ago, as a quiet task follows it: without its
         marks a task there could not tell an idle source from a slow one, and would wait for it.
         One that never delivered an event here, while that clock has not moved (`clock` 0: none of
         this instance's tasks was fed yet), marks `IDLE_MARK` once, IDLE_AFTER_S after its partition
         number here was read to its end (`_read_since`): another instance's task waits for every
-        source partition's first mark (`Task.foreign_marks`), and would wait for it for ever."""
+        source partition's first mark (`Task.foreign_marks`), and would wait for it for ever. So
+        does one behind that no longer holds here (not in `holding`: it reports records and
+        delivered none for UNREAD_HOLD_S), at once: it is never read to its end, and holds nothing
+        there either."""
         now = time.monotonic()
         for topic, p in self._assignment():
-            if self.rekeyed_by.get(topic) and (topic, p) not in sources_behind:
-                if clock > self.engine.source_times.get((topic, p), 0):
-                    self.engine.source_times[(topic, p)] = clock
-                if (topic, p) in self.engine.source_times:
-                    self._mark(topic, p)
-                elif (topic, p) not in self._marked and now - self._read_since.get(p, now) >= IDLE_AFTER_S:
-                    self._send_mark(topic, p, IDLE_MARK)
+            if not self.rekeyed_by.get(topic) or (topic, p) in holding:
+                continue
+            released = (topic, p) in sources_behind
+            if not released and clock > self.engine.source_times.get((topic, p), 0):
+                self.engine.source_times[(topic, p)] = clock
+            if (topic, p) in self.engine.source_times:
+                self._mark(topic, p)
+            elif (topic, p) not in self._marked and (
+                released or now - self._read_since.get(p, now) >= IDLE_AFTER_S
+            ):
+                self._send_mark(topic, p, IDLE_MARK)
 
     def _emit(self, alerts: list[Any]) -> None:
         """Alerts wait for the checkpoint, newest revision per id: one write per alert and checkpoint."""
@@ -1061,13 +1070,14 @@ class Monitor:
             self.producer.flush(REKEYED_ACK_WAIT_S)
         caught_up, behind, sources_behind = self._input_progress()
         self._first_read(behind)
-        self._mark_idle(clock, sources_behind)
+        holding = self._holding(sources_behind)
+        self._mark_idle(clock, sources_behind, holding)
         owned = [(t, p) for t, p in self._assignment() if t not in self.repartition]
         alerts = self.engine.advance(
             caught_up,
             clock=clock,
             behind=behind,
-            sources_behind=self._holding(sources_behind),
+            sources_behind=holding,
             sources_owned=owned,
         )
         self._hand_on()

@@ -22,6 +22,7 @@ from detectors import DetectorSpec
 from detectors.base import Context, Finding, Store
 from policy.model import DetectorSection
 from schemas.models import Severity
+from streams import runtime
 from streams.codecs import RawRecord
 from streams.config import Config
 from streams.engine import IDLE_MARK, Engine, rekey
@@ -318,18 +319,48 @@ def test_an_instance_with_nothing_to_read_marks_its_source_partitions_idle(
     empty partitions with: it marks them idle, once, from each source partition to every partition
     of the repartition topic, or the other instance's tasks would wait for it for ever."""
     config = make_config(names, broker, "chdb://unused")
+    monitor = idle_monitor(config, broker, ch, catalog, tmp_path)
+    assert marks_sent(monitor, config, broker) == [
+        (q, config.topics.access, p, IDLE_MARK) for q in range(3) for p in range(3)
+    ]
+
+
+def idle_monitor(config: Config, broker: str, ch: Any, catalog: Any, tmp_path: Any) -> Monitor:
+    """An instance whose access partitions are empty, nothing fed to any of its tasks."""
     ensure_topics(broker, config)
     config.data_dir = tmp_path
-    monitor = Monitor(config, broker, ch, [SPEC], catalog, Pseudonymizer(KEY))
+    return Monitor(config, broker, ch, [SPEC], catalog, Pseudonymizer(KEY))
+
+
+def marks_sent(monitor: Monitor, config: Config, broker: str) -> list[tuple[Any, ...]]:
+    """(partition, source topic, source partition, time) of the marks `monitor` sends to the
+    accesses' repartition topic while it runs as a service (it marks while it runs, not at an end)."""
     running = threading.Thread(target=monitor.run, kwargs={"max_seconds": 60})
     running.start()
-    try:  # a service: it marks while it runs, not at an end
+    try:
         sent = read_all(broker, repartition_topic(config, "access", "subject_ids"), 9, timeout_s=30)
     finally:
         monitor.stop_event.set()
         running.join(timeout=60)
-    marks = sorted((m.partition(), *orjson.loads(m.value())) for m in sent)
-    assert marks == [(q, config.topics.access, p, IDLE_MARK) for q in range(3) for p in range(3)]
+    return sorted((m.partition(), *orjson.loads(m.value())) for m in sent)
+
+
+def test_a_source_partition_that_delivers_nothing_marks_idle_once_it_no_longer_holds(
+    broker, ch, catalog, names, tmp_path, monkeypatch
+) -> None:
+    """A source partition that reports records and delivers none (only aborted transactions in it;
+    on the faust runtime, one whose records retention deleted) is never read to its end: after
+    UNREAD_HOLD_S it no longer holds this instance's tasks (`Monitor._holding`), and it marks the
+    repartition topic idle so that it holds no other instance's either, which would otherwise wait
+    for its first mark for ever (`Task.foreign_marks`)."""
+    monkeypatch.setattr(runtime, "UNREAD_HOLD_S", 2.0)
+    config = make_config(names, broker, "chdb://unused")
+    monitor = idle_monitor(config, broker, ch, catalog, tmp_path)
+    unread, reported = (config.topics.access, 1), monitor._end_offset
+    monitor._end_offset = lambda t, p: 57 if (t, p) == unread else reported(t, p)  # type: ignore[method-assign]
+    assert marks_sent(monitor, config, broker) == [
+        (q, config.topics.access, p, IDLE_MARK) for q in range(3) for p in range(3)
+    ]
 
 
 def test_marks_are_told_from_events_whatever_their_headers() -> None:
