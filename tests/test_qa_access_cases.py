@@ -412,8 +412,9 @@ def test_a_post_reading_many_customers_a_day_outside_its_own_work_reaches_its_da
         assert (
             "960 customers read outside the post's own work over 24 h (2026-01-01T01:00Z to "
             "2026-01-01T08:59Z) reached the role day measure of 150, 6.4 times it (本行《个人金融信息保护管理规定》 "
-            "流程描述(4)④: 原则上限制批量查询、复制个人金融信息 / 本行《个人金融信息保护管理规定》 流程描述(4)④: "
-            "querying and copying personal financial information in bulk is restricted in principle)"
+            "流程描述(4)④: 原则上限制批量查询、复制个人金融信息 / the bank's personal financial information protection "
+            "rules (本行《个人金融信息保护管理规定》) 流程描述(4)④: querying and copying personal financial "
+            "information in bulk is restricted in principle)"
         ) in a.summary, a.summary
         assert (
             a.subject_count == 960 and a.counts["day_customers"] == 960 and "sliding-window" not in a.summary
