@@ -271,6 +271,10 @@ class Standing(NamedTuple):
     review: dict[str, Any] | None  # the review that covers it; None while none does
     closed: bool  # that review left no report to make: its alert ends at the receivers
 
+    def said(self) -> str | None:
+        """The covering review in one line, as the receivers are told it (`reviews.said`)."""
+        return None if self.review is None else said(self.review)
+
 
 UNJUDGED = Standing(UNREVIEWED, None, False)  # reviews unread: the incident fires as it is
 

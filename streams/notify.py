@@ -29,7 +29,7 @@ from streams.clickhouse import ClickHouseUnavailable, connect
 from streams.config import Config
 from streams.incident_query import UNJUDGED, Standing, owing, standing
 from streams.receivers import DeliveryError, HttpReceiver
-from streams.reviews import INCIDENTS, query_reviews, said
+from streams.reviews import INCIDENTS, query_reviews
 from streams.sinks.kafka import client_config
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ class Notifier:
             )
             return True
         judged = self.reviews.standing(incident)
-        told = None if judged.review is None else said(judged.review)
+        told = judged.said()
         closed = told if judged.closed else None
         pending = list(self.receivers)
         backoff = self.config.notify.backoff_initial_s
@@ -273,7 +273,7 @@ class Notifier:
             for receiver in list(managers):
                 try:
                     # never over a later revision it holds (`HttpReceiver.request`)
-                    receiver.send(inc, judged.state, None if judged.review is None else said(judged.review))
+                    receiver.send(inc, judged.state, judged.said())
                 except DeliveryError as e:  # down: not asked again this pass; the topic's incidents wait less
                     managers.remove(receiver)
                     log.warning(
