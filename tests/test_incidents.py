@@ -926,16 +926,23 @@ def test_lifemon_incidents_lists_them_from_clickhouse_earliest_report_first(
     assert "reviews / 复核记录" in shown and "resolved" in shown and "e900001" in shown
 
 
+def _listed_row(**who: Any) -> dict[str, Any]:
+    """An incident row as `lifemon incidents` reads it from ClickHouse, owing the regulator's
+    report; `who`: its key and what it counted."""
+    return {
+        "first_seen": datetime(2026, 1, 1, tzinfo=UTC), "severity": "high", "status": "open",
+        "title_zh": "泄露", "title_en": "leak", "owed": [(1767312000000, "the regulator", "监管部门")],
+        "alert_ids": ["a1"], "revision": 1, "incident_id": "i" * 32, **who,
+    }  # fmt: skip
+
+
 def test_customers_a_log_reported_without_naming_them_are_not_shown_as_none() -> None:
     """A transfer log reported 142 customers and named none: `0 customers` read as nobody to notify."""
     from streams.incident_query import render_incident
 
-    row = {
-        "first_seen": datetime(2026, 1, 1, tzinfo=UTC), "severity": "high", "status": "open",
-        "key_kind": "recipient", "key": "tp_x", "subjects_distinct": 0, "subjects_unnamed": 142,
-        "records": 142, "title_zh": "泄露", "title_en": "leak", "owed": [(1767312000000, "the regulator", "监管部门")],
-        "alert_ids": ["a1"], "revision": 1, "incident_id": "i" * 32,
-    }  # fmt: skip
+    row = _listed_row(
+        key_kind="recipient", key="tp_x", subjects_distinct=0, subjects_unnamed=142, records=142
+    )
     head = render_incident(row, datetime(2026, 1, 1, tzinfo=UTC)).splitlines()[0]
     assert "142 customers reported, none named / 报告142名客户,未具名, 142 records / 记录" in head
     head = render_incident({**row, "subjects_unnamed": 0}, datetime(2026, 1, 1, tzinfo=UTC)).splitlines()[0]
@@ -949,12 +956,9 @@ def test_the_list_starts_each_rows_counts_and_next_report_in_one_column() -> Non
     from streams.incident_query import render
     from streams.text_table import display_width
 
-    base = {
-        "first_seen": datetime(2026, 1, 1, tzinfo=UTC), "severity": "high", "status": "open",
-        "key_kind": "actor", "key": "E000006", "subjects_distinct": 927, "subjects_unnamed": 0,
-        "records": 1014, "title_zh": "泄露", "title_en": "leak", "owed": [(1767312000000, "the regulator", "监管部门")],
-        "alert_ids": ["a1"], "revision": 1, "incident_id": "i" * 32,
-    }  # fmt: skip
+    base = _listed_row(
+        key_kind="actor", key="E000006", subjects_distinct=927, subjects_unnamed=0, records=1014
+    )
     rows = [
         base,
         {**base, "key_kind": "recipient", "key": "tp_insurance_partner", "subjects_distinct": 3, "records": 3},
