@@ -286,7 +286,7 @@ def test_every_word_a_field_gives_is_read_as_that_field(policy, catalog) -> None
 # The bank's own words for the kinds of personal financial information (seed 004 定义(2)-(9)) and the
 # class and category its 分类 gives each: C2④ property and loan data, C2⑤ transaction data, C2⑦ what
 # identifies one person (家庭地址; 电子邮箱 and 固定电话号码 by JR/T 0171 §4.2 C2 g)), C1③ the rest
-# (JR/T 0171 §4.2 C1 c)). A probe's 支付记录, 婚姻状况 and 消费意愿 were unknown C1 fields, counted in no
+# (JR/T 0171 §4.2 C1 c)); C2⑥ the photos and recordings KYC collects, C3③ biometrics. A probe's 支付记录, 婚姻状况 and 消费意愿 were unknown C1 fields, counted in no
 # art. 5 tier and no marketing purpose's.
 SEED_004_KINDS = {
     # 定义(2) 个人基本信息
@@ -303,11 +303,28 @@ SEED_004_KINDS = {
     "收入状况": ("C2", "property"),
     "健康信息": ("C2", "health"),
     "行踪信息": ("C2", "location"),
+    "照片": ("C2", "kyc_media"),
+    "音视频": ("C2", "kyc_media"),
+    # 个人生物识别信息: samples, feature values and templates, for telling the customer apart (分类 C3③)
+    **dict.fromkeys(
+        ["指纹", "人脸", "虹膜", "耳纹", "掌纹", "静脉", "声纹", "眼纹", "步态", "笔迹"], ("C3", "biometric")
+    ),
     # 定义(3) 个人财产信息
     "不动产状况": ("C2", "property"),
     "车辆状况": ("C2", "property"),
     "纳税额": ("C2", "property"),
     "公积金缴存金额": ("C2", "property"),
+    # 定义(4) 个人账户信息
+    "支付账号": ("C2", "account"),
+    "证券账户": ("C2", "account"),
+    "保险账户": ("C2", "account"),
+    "账户开立时间": ("C1", "internal"),
+    "开户机构": ("C1", "internal"),
+    "开户代理人": ("C2", "identity"),
+    "主要联系人": ("C2", "contact"),
+    "账户余额": ("C2", "property"),
+    "账户交易情况": ("C2", "transaction"),
+    "支付标记信息": ("C1", "internal"),
     # 定义(6) 个人金融交易信息
     "交易金额": ("C2", "transaction"),
     "支付记录": ("C2", "transaction"),
@@ -315,6 +332,7 @@ SEED_004_KINDS = {
     "交易日志": ("C2", "transaction"),
     "交易凭证": ("C2", "transaction"),
     "证券委托": ("C2", "transaction"),
+    "成交": ("C2", "transaction"),
     "保单信息": ("C2", "transaction"),
     "理赔信息": ("C2", "transaction"),
     # 定义(7) 个人信用信息, 定义(8) 个人借贷信息
@@ -877,7 +895,14 @@ def test_an_unknown_identifier_is_told_with_the_folders_own_field_ids(policy_cop
     """A probe's second bank was told to use `customer_name, mobile_phone`, the shipped bank's ids."""
     import yaml
 
-    renamed_ids(policy_copy, {"account_balance": "acct_bal", "account_status": "acct_status"})
+    renamed_ids(
+        policy_copy,
+        {
+            "account_balance": "acct_bal",
+            "account_status": "acct_status",
+            "accommodation_records": "acc_stays",
+        },
+    )
     path = policy_copy / "detectors" / "transfer_policy.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["params"]["identifiers"].append("customer_nam")
@@ -887,7 +912,7 @@ def test_an_unknown_identifier_is_told_with_the_folders_own_field_ids(policy_cop
         load_detectors(folder, policy_copy)
     own = ", ".join(sorted(folder.classification.fields)[:4])
     assert "unknown field or category 'customer_nam'" in str(e.value)
-    assert f"use a field id ({own}, ...)" in str(e.value) and "acct_bal" in own
+    assert f"use a field id ({own}, ...)" in str(e.value) and "acc_stays" in own
 
 
 def test_a_classification_written_before_the_addressing_mark_gets_it_as_shipped_or_is_told(
