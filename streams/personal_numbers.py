@@ -27,7 +27,7 @@ import base64
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from itertools import accumulate
 from typing import Any, NamedTuple
@@ -431,7 +431,7 @@ class CustomerIdSeal(NameSeal):
         # in any case, as the fields that hold customer ids read them (`pseudonym.spelled_as`): a
         # review's `acct-c0000306-1` kept the id a lower-case `c0000306` field was pseudonymized from
         self._anywhere = re.compile(form, re.IGNORECASE)  # a batch's one search: no lookbehind to slow it
-        self._anywhere_ascii = _ascii_search(form) or self._anywhere
+        self._anywhere_ascii = _ascii_search(form) or self._anywhere.finditer
         self._whole = re.compile(whole_token(form), re.IGNORECASE)
         self._pseudonym = lambda found: pseudonymize(found.group())
 
@@ -450,8 +450,8 @@ class CustomerIdSeal(NameSeal):
         search; one with a few, a search and the records they are in (every name of the batch
         was rewritten once one held the form: 116 000 rewrites of the mixed day's)."""
         text = half_width(scan.text)  # the same length: one character each
-        search = self._anywhere_ascii if text.isascii() else self._anywhere
-        found = [m.start() for m in search.finditer(text)]
+        search = self._anywhere_ascii if text.isascii() else self._anywhere.finditer
+        found = [m.start() for m in search(text)]
         if not found:
             return ()
         if text.count("\x1e") != len(records):  # a name holds the end mark itself: every record, as before
@@ -461,11 +461,21 @@ class CustomerIdSeal(NameSeal):
         return ((i, name) for i in sorted({bisect_right(ends, at) for at in found}) for name in names)
 
 
-def _ascii_search(form: str) -> re.Pattern[str] | None:
-    """The form's search where a batch's names are all ASCII, as they nearly always are: ASCII case
-    folding takes a quarter off it. None where it could find less: a form holding a letter Unicode
-    folds to an ASCII one (ſ is s)."""
-    return re.compile(form, re.IGNORECASE | re.ASCII) if form.isascii() else None
+# a form of letters, then digits (`C[0-9]{7}`): its letters are its only characters with a case
+_LETTERS_THEN_DIGITS = re.compile(r"[A-Za-z]+(?:\[0-9\]|[0-9]|\{[0-9]+(?:,[0-9]*)?\})+")
+
+
+def _ascii_search(form: str) -> Callable[[str], Iterator[re.Match[str]]] | None:
+    """The form's search where a batch's names are all ASCII, as they nearly always are. A form of
+    letters then digits is searched in lower case, the names lowered too (ASCII: each character
+    stays one, in its place): the same matches, but re scans for a literal first letter fast only
+    when case counts (0.38 -> 0.12 µs an access event). Another form, with ASCII case folding: a
+    quarter off Unicode's. None where that could find less: a form holding a letter Unicode folds
+    to an ASCII one (ſ is s)."""
+    if _LETTERS_THEN_DIGITS.fullmatch(form):
+        lowered = re.compile(form.lower())
+        return lambda text: lowered.finditer(text.lower())
+    return re.compile(form, re.IGNORECASE | re.ASCII).finditer if form.isascii() else None
 
 
 class SecretSeal(NameSeal):

@@ -319,6 +319,21 @@ def test_a_form_that_folds_to_ascii_only_in_unicode_is_searched_as_written() -> 
     assert events[1].event_id == door.text("x-S0000022") == f"x-{ring('S0000022')}"
 
 
+@pytest.mark.parametrize("form", ["C[0-9]{7}", "cn[0-9]{2,4}", "Cu[0-9]{3}7"])
+def test_a_form_of_letters_then_digits_is_found_in_lowered_names_where_case_folding_finds_it(form) -> None:
+    """A form of letters then digits is searched case-sensitively in the names lowered (fast): it
+    finds what the search in any case finds, in random ASCII names of ids in every case."""
+    from streams.personal_numbers import _LETTERS_THEN_DIGITS, _ascii_search
+
+    rng = random.Random(7)
+    assert _LETTERS_THEN_DIGITS.fullmatch(form)  # the lowered search, not the folding one
+    pieces = ["C", "c", "N", "n", "U", "u", "cN", "Cu", "0000022", "12", "7", "-", "\x1f", "\x1e", "REC", "x"]
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        starts = [m.start() for m in _ascii_search(form)(text)]
+        assert starts == [m.start() for m in re.finditer(form, text, re.IGNORECASE)], text
+
+
 def test_the_policys_vocabulary_is_left_as_written(policy) -> None:
     """Only names a producer chooses are sealed: an app version, a system or a purpose is compared
     with the policy, and a sealed one would match no declaration (false SDK alerts)."""
