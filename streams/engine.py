@@ -517,7 +517,8 @@ class PartitionRollup:
         cells.update(counted)
         self.progress[block] += records
         self.dirty.setdefault(block, {}).update(counted)  # its keys: the values are not read
-        self.unsaved.setdefault(block, set()).update(map(_slot_of, map(itemgetter(0), counted)))
+        # per minute, not per cell: a minute holds many cells, and the Python call was one a cell
+        self.unsaved.setdefault(block, set()).update(map(_slot_of, set(map(itemgetter(0), counted))))
 
     def drain(self, topic: str, partition: int) -> list[tuple]:
         """Rows (topic, partition, block, *cell, count, version, topic_id) of the cells changed
