@@ -642,6 +642,16 @@ holds_long_number(PyObject *text)
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text), digits = 0, gap = 0, groups = 0, first = 0;
+    if (kind == PyUnicode_1BYTE_KIND) {
+        /* most names: a run needs 11 digits, and Latin-1 has no digit but ASCII's, so a name with
+           fewer in all is passed by one count (about a third of the door's scan of access names) */
+        const Py_UCS1 *d = data;
+        Py_ssize_t all = 0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            all += d[i] >= '0' && d[i] <= '9';
+        if (all < 11)
+            return 0;
+    }
     int ascii = 1;
     for (Py_ssize_t i = 0; i <= n; i++) {
         Py_UCS4 c = i < n ? PyUnicode_READ(kind, data, i) : 0;
