@@ -283,11 +283,14 @@ def fold(records: Sequence[Any], attr: str, respell: Callable[[str], str | None]
                 setattr(r, attr, odd[v])
 
 
-def fold_lists(records: Sequence[Any], attr: str, respell: Callable[[str], str | None]) -> None:
+def fold_lists(
+    records: Sequence[Any], attr: str, respell: Callable[[str], str | None], names: set[str] | None = None
+) -> None:
     """`fold` for an attribute that holds a list (the data an access read, a transfer sent): each
     name another spelling stands for becomes it, a name spelled twice is kept once. One set of the
-    batch's names, most batches none to change."""
-    names = set(chain.from_iterable(map(attrgetter(attr), records)))
+    batch's names (`names`, where the caller has it), most batches none to change."""
+    if names is None:
+        names = set(chain.from_iterable(map(attrgetter(attr), records)))
     odd = {v: s for v in names if (s := respell(v)) is not None}
     if odd:
         for r in records:
@@ -296,20 +299,22 @@ def fold_lists(records: Sequence[Any], attr: str, respell: Callable[[str], str |
                 setattr(r, attr, list(dict.fromkeys(odd.get(v, v) for v in values)))
 
 
-def read_statements(records: Sequence[Any], read: Callable[[str, str], Sequence[str]]) -> None:
+def read_statements(records: Sequence[Any], read: Callable[[str, str], Sequence[str]]) -> set[str] | None:
     """An access's field list entry that is a SQL text (a DWH tool's `SELECT cust_name, cert_no
     FROM dw.cust_360`) becomes the field ids its select list names on the access's system
     (`StatementFields`), before anything judges, counts or stores the list: the text goes nowhere,
     its WHERE may hold an ID number. A probe's such export of 3 000 customers was judged as naming
     no data, and `SELECT name, cvv2 FROM t_card` as C2. One set of the batch's names, most batches
-    none to read."""
+    none to read: returned then, for `fold_lists` to take (None: the lists changed)."""
     names = set(chain.from_iterable(map(attrgetter("fields"), records)))
     said = {v for v in names if is_statement(v)}
-    if said:
-        for r in records:
-            if not said.isdisjoint(r.fields):
-                fields = (read(v, r.system) if v in said else (v,) for v in r.fields)
-                r.fields = list(dict.fromkeys(chain.from_iterable(fields)))
+    if not said:
+        return names
+    for r in records:
+        if not said.isdisjoint(r.fields):
+            fields = (read(v, r.system) if v in said else (v,) for v in r.fields)
+            r.fields = list(dict.fromkeys(chain.from_iterable(fields)))
+    return None
 
 
 def at_new_post(records: Sequence[Any], registry: EntitlementRegistry) -> None:
@@ -1240,10 +1245,10 @@ class Engine:
                 _no_placeholders(events, ("contract_id", "assessment_id", "approval_id"))
                 for attr, respell in self._transfer_ids.items():
                     fold(events, attr, respell)
-            if stream == "access":
-                read_statements(events, self._statement_fields.read)
+            # the access's field names, as read_statements left them: one set of them for both
+            names = read_statements(events, self._statement_fields.read) if stream == "access" else None
             if stream in FIELD_LISTS:
-                fold_lists(events, FIELD_LISTS[stream], self.catalog.field_spelling)
+                fold_lists(events, FIELD_LISTS[stream], self.catalog.field_spelling, names)
             for attr in ORG_ATTRS.get(stream, ()):
                 fold(events, attr, self._org_spelling)
             for attr in ORG_LISTS.get(stream, ()):
