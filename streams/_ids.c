@@ -291,6 +291,35 @@ IdWindow_contains(IdWindow *w, PyObject *text)
     return w->table[slot_of(w, d)] != 0;
 }
 
+/* `id` + "\x1f" + str(ts). Written in place where the id is a str of one byte a character and ts
+ * an int of 64 bits, as nearly every event's are: PyUnicode_FromFormat parsed its format and made
+ * str(ts) for each event, four fifths of the window's time (0.26 µs an access event, 0.06 without) */
+static PyObject *
+joined_key(PyObject *id, PyObject *ts)
+{
+    if (PyUnicode_CheckExact(id) && PyLong_CheckExact(ts) && PyUnicode_READY(id) == 0
+        && PyUnicode_KIND(id) == PyUnicode_1BYTE_KIND) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(ts, &overflow);
+        if (!overflow && !(v == -1 && PyErr_Occurred())) {
+            char digits[24];
+            int n = snprintf(digits, sizeof digits, "%lld", v);
+            Py_ssize_t len = PyUnicode_GET_LENGTH(id);
+            /* the id's widest character: the key is as canonical a str as the id */
+            PyObject *key = PyUnicode_New(len + 1 + n, PyUnicode_MAX_CHAR_VALUE(id));
+            if (key == NULL)
+                return NULL;
+            Py_UCS1 *out = PyUnicode_1BYTE_DATA(key);
+            memcpy(out, PyUnicode_1BYTE_DATA(id), (size_t)len);
+            out[len] = 0x1f;
+            memcpy(out + len + 1, digits, (size_t)n);
+            return key;
+        }
+        PyErr_Clear();
+    }
+    return PyUnicode_FromFormat("%S\x1f%S", id, ts);
+}
+
 /* "<event_id>\x1f<ts>": a retry repeats both; two systems numbering their events from one counter
  * repeat the id alone (a probe's CRM harvest dropped as core banking's duplicates) */
 static PyObject *
@@ -304,7 +333,7 @@ event_key(PyObject *ev, PyObject *id_name, PyObject *ts_name)
         Py_DECREF(id);
         return NULL;
     }
-    PyObject *key = PyUnicode_FromFormat("%S\x1f%S", id, ts);
+    PyObject *key = joined_key(id, ts);
     Py_DECREF(id);
     Py_DECREF(ts);
     return key;
