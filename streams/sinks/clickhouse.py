@@ -83,8 +83,10 @@ class ClickHouseTableSink(Sink[Any]):
         to_row: Callable[[Any], Sequence[Any]],
         name: str,
         on_reject: Callable[[list[Rejected]], None] | None = None,
+        settings: dict[str, Any] | None = None,
     ):
         super().__init__()
+        self.settings = settings or {}  # the table's own insert settings, beside the dedup token
         self.client, self.table, self.columns, self.to_row, self.name = (
             client,
             table,
@@ -136,7 +138,7 @@ class ClickHouseTableSink(Sink[Any]):
                 self.table,
                 self.columns,
                 encoded,
-                settings={"insert_deduplication_token": hashlib.sha256(encoded).hexdigest()},
+                settings={**self.settings, "insert_deduplication_token": hashlib.sha256(encoded).hexdigest()},
                 fmt="Native",
             )
             return
@@ -155,7 +157,7 @@ class ClickHouseTableSink(Sink[Any]):
             # one chDB statement of ~1.5 ms CPU per table per checkpoint (docs/benchmarks.md)
             column_type_names=types,
             column_oriented=True,
-            settings={"insert_deduplication_token": token},
+            settings={**self.settings, "insert_deduplication_token": token},
         )
 
     def _insert_or_split(
