@@ -11,7 +11,11 @@ import pytest
 from clickhouse_connect.datatypes.registry import get_from_name
 from clickhouse_connect.driver.insert import InsertContext
 from clickhouse_connect.driver.transform import NativeTransform
+from hypothesis import given
+from hypothesis import strategies as st
+from native import PROPERTY, leaks
 
+from streams import _native
 from streams.clickhouse import apply_ddl
 from streams.sinks import native
 from streams.sinks.clickhouse import ROLLUP_COLUMNS, ClickHouseTableSink, Rejected, identity_row
@@ -46,7 +50,7 @@ def rollup(i: int, distinct: int = 7) -> tuple:
             "success", "view", i + 1, 1000, "AaJREOw9eeOkk+sCy0nWww")  # fmt: skip
 
 
-@pytest.mark.parametrize("distinct", [1, 255, 256, 70_000])  # the keys' width: 1, 1, 2 and 4 bytes
+@pytest.mark.parametrize("distinct", [1, 255, 256, 65_535, 65_536, 70_000])  # keys of 1, 1, 2, 2, 4, 4 bytes
 def test_rollup_rows_are_the_drivers_bytes(distinct: int) -> None:
     names = list(ROLLUP_COLUMNS)
     types = ["LowCardinality(String)", "UInt32", "UInt64", "DateTime('UTC')"]
@@ -144,3 +148,88 @@ def test_the_rollups_are_stored_through_the_encoder_and_a_refused_row_is_named(c
     ).result_rows
     expected = [r for r in batch if r is not refused]
     assert [(*r[:3], int(r[3].timestamp()), *r[4:]) for r in stored] == expected
+
+
+# each type the encoder writes, with the values it must take: every integer's bounds (bools
+# too), and any text but lone surrogates (which no column takes: the driver refuses them)
+_BOUNDS = {f"UInt{b}": (0, 2**b - 1) for b in (8, 16, 32, 64)}
+_BOUNDS |= {f"Int{b}": (-(2 ** (b - 1)), 2 ** (b - 1) - 1) for b in (8, 16, 32, 64)}
+_BOUNDS |= dict.fromkeys(["DateTime", "DateTime('UTC')"], (0, 2**32 - 1))
+_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=20) | st.sampled_from(
+    ["", "营业部", "𝒜", "\x00"]
+)
+
+
+def _values(column_type: str) -> st.SearchStrategy[Any]:
+    if column_type.endswith("String)") or column_type == "String":
+        return _TEXT
+    low, high = _BOUNDS[column_type]
+    return st.integers(low, high) | st.sampled_from([low, high]) | st.booleans()
+
+
+@st.composite
+def _tables(draw: st.DrawFn) -> tuple[list[str], list[tuple]]:
+    types = draw(
+        st.lists(st.sampled_from(["String", "LowCardinality(String)", *_BOUNDS]), min_size=1, max_size=6)
+    )
+    rows = draw(st.lists(st.tuples(*map(_values, types)), min_size=1, max_size=30))
+    return types, rows
+
+
+@PROPERTY
+@given(table=_tables())
+def test_any_rows_of_the_types_it_writes_are_the_drivers_bytes(table: tuple[list[str], list[tuple]]) -> None:
+    types, rows = table
+    names = [f"c{i}" for i in range(len(types))]
+    assert ours(names, types, rows) == driver_blocks(names, types, rows)
+
+
+def test_the_encoder_leaves_nothing_behind_on_any_value() -> None:
+    columns = [("s", "LowCardinality(String)", 1, 0), ("t", "String", 0, 0), ("n", "UInt8", 2, 1)]
+
+    def rows(odd: tuple | None = None) -> list[tuple]:
+        made = [(f"v{i % 5}", f"x{i}", i % 200) for i in range(40)]
+        made[20] = odd or made[20]
+        return made
+
+    odd = {
+        "stored": (lambda: _native.block(rows(), columns), None),
+        "no str for a dictionary": (lambda: _native.block(rows((None, "a", 1)), columns), TypeError),
+        "no UTF-8 in a dictionary": (lambda: _native.block(rows(("\ud800", "a", 1)), columns), UnicodeError),
+        "no UTF-8": (lambda: _native.block(rows(("a", "\ud800", 1)), columns), UnicodeError),
+        "out of range": (lambda: _native.block(rows(("a", "a", 256)), columns), OverflowError),
+        "a short row": (lambda: _native.block(rows(("a",)), columns), TypeError),
+    }
+    assert leaks(odd, 2000) == {}
+
+
+def test_a_rollup_batch_sent_again_is_dropped_by_its_token(
+    ch: Any, names: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush retried after a failure sends the rows again, rebuilt: the same bytes, the same
+    token, and ClickHouse stores them once (counted without FINAL), in several blocks too."""
+    monkeypatch.setattr(native, "BLOCK_ROWS", 64)
+    db = names["database"]
+    apply_ddl(ch, db)
+    sink = ClickHouseTableSink(
+        ch, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups", settings={"optimize_on_insert": 0}
+    )
+    sink.write([rollup(i, 300) for i in range(500)])
+    sink.write([rollup(i, 300) for i in range(500)])  # new objects, the same values
+    assert ch.query(f"SELECT count(), sum(events) FROM {db}.event_rollups").result_rows == [(500, 125_250)]
+
+
+def test_a_cell_twice_in_one_block_is_read_at_its_newest_version(ch: Any, names: dict) -> None:
+    """Inserted with optimize_on_insert=0 (Tables.of), a block holding a cell's earlier drain and its
+    newest keeps both rows: FINAL, which every reader asks, reads the newest alone."""
+    db = names["database"]
+    apply_ddl(ch, db)
+    sink = ClickHouseTableSink(
+        ch, f"{db}.event_rollups", ROLLUP_COLUMNS, identity_row, "rollups", settings={"optimize_on_insert": 0}
+    )
+    earlier, newest = (*rollup(0)[:9], 5, 5, rollup(0)[11]), (*rollup(0)[:9], 7, 9, rollup(0)[11])
+    sink.write([earlier, *[rollup(i) for i in range(1, 300)], newest])
+    cell = f"org = 'S0000' AND block = 0 AND partition = 0 AND minute = toDateTime({rollup(0)[3]})"
+    one = f"FROM {db}.event_rollups {{}} WHERE {cell}"
+    assert ch.query(f"SELECT count() {one.format('')}").result_rows == [(2,)]
+    assert ch.query(f"SELECT count(), sum(events) {one.format('FINAL')}").result_rows == [(1, 7)]
