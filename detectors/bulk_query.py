@@ -84,6 +84,10 @@ Read = tuple[list[WindowEntry], JrClass, int, tuple[int, ...], str | None]
 
 
 _PURPOSE = attrgetter("purpose")
+# a kind of read by an entitlement version, as `BulkQueryDetector._kind` found it: (the version, the
+# permission set, its Counter or OwnBook (None: no post's own work), the most rows one customer's
+# read returns as that work, the book's id on an ordinary day)
+Kind = tuple[Any, str, Counter | OwnBook | None, int, str]
 _C2 = CLASS_RANK[JrClass.C2]
 # the most entries an actor's history of episodes keeps (`BulkQueryDetector._remember`): 64 of five
 # integers, the two oldest added up into one past it
@@ -761,9 +765,9 @@ class BulkQueryDetector:
         for (cls, action), weight in self._weight.items():
             by_weight.setdefault((CLASS_RANK[cls], weight), set()).add(action in TAKES_OUT)
         self._taken_by_weight = {k: v == {True} for k, v in by_weight.items()}
-        # (entitlement version's id, action, system, fields, purpose) -> (the version, its counter, its
-        # book), for every batch (`_duty`): a batch of a teller repeats the kinds of the last one
-        self._kinds: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+        # (entitlement version's id, action, system, fields, purpose) -> what `_duty` reads of it
+        # (`_kind`), for every batch: a batch of a teller repeats the kinds of the last one
+        self._kinds: dict[tuple[Any, ...], Kind] = {}
         self._kinds_of: Any = None  # the catalog they were asked of
 
     @staticmethod
@@ -1021,45 +1025,35 @@ class BulkQueryDetector:
         asks: list[tuple[int, str, int, str, str, str]] = []
         kinds = self._kinds_asked(catalog)
         duty_purposes = catalog.duty_purposes
-        for i, (ev, ent) in enumerate(zip(evs, ents, strict=True)):
-            if ent is None or len(ev.subject_ids) != 1 or ev.purpose not in duty_purposes:
+        for i, ev in enumerate(evs):
+            ent, purpose = ents[i], ev.purpose
+            if ent is None or purpose not in duty_purposes or len(ev.subject_ids) != 1:
                 flags.append(False)
                 continue
             # a read stating no purpose is weighed as the post's work, within the post's own bounds
-            kind = (
-                id(ent),
-                ev.action,
-                ev.system,
-                tuple(ev.fields),
-                UNSTATED if ev.purpose is None else ev.purpose,
-            )
+            kind = (id(ent), ev.action, ev.system, tuple(ev.fields), UNSTATED if purpose is None else purpose)
             seen = kinds.get(kind)
             if seen is None or seen[0] is not ent:  # not asked, or asked of a version since collected
-                roles = tuple(ent.roles)
-                desk = catalog.at_counter(roles, *kind[1:])
-                own = desk is None and ent.status is EmployeeStatus.active
-                # a print of the book's one customer is that customer's copy (`Catalog.own_book`)
-                seen = kinds[kind] = (ent, desk, catalog.own_book(roles, *kind[1:]) if own else None)
-            _, desk, mine = seen
-            if desk is not None and ev.row_count > self._most_rows(desk[1]):
-                flags.append(False)  # one customer named, others' rows returned: no counter's business
+                seen = kinds[kind] = self._kind(catalog, ent, kind)
+            _, perms, block, most_rows, book = seen
+            if block is None or ev.row_count > most_rows:
+                # no post's work; or one customer named, others' rows returned: no counter's or book's
+                flags.append(False)
                 continue
-            if desk is not None:  # the counter's day, then (by the customer's org) its walk-ins
-                perms, counter = desk
-                most, peak = catalog.day_measure(perms, counter, ev.ts)
-                served = win.own_read(f"{COUNTER}{perms}{_peak_book(peak)}", ev.subject_ids[0], ev.ts, most)
+            ts = ev.ts
+            most, peak = catalog.day_measure(perms, block, ts)
+            if peak:
+                book += _peak_book(peak)
+            if isinstance(block, Counter):  # the counter's day, then (by the customer's org) its walk-ins
+                served = win.own_read(book, ev.subject_ids[0], ts, most)
                 flags.append(served)
                 if not served:
-                    win.past[f"at the counter past its {most} customers a day{_on_peak(ctx, peak)}"] = ev.ts
-                elif counter.walk_ins_per_day is not None:
-                    asks.append((i, f"{WALK_IN}{perms}", counter.walk_ins_per_day, "", ent.org_id, ""))
+                    win.past[f"at the counter past its {most} customers a day{_on_peak(ctx, peak)}"] = ts
+                elif block.walk_ins_per_day is not None:
+                    asks.append((i, f"{WALK_IN}{perms}", block.walk_ins_per_day, "", ent.org_id, ""))
                 continue
             flags.append(False)
-            if mine is not None and ev.row_count <= self._most_rows(mine[1]):
-                perms, own_book = mine
-                most, peak = catalog.day_measure(perms, own_book, ev.ts)
-                book = f"{OWN}{perms}{_peak_book(peak)}"
-                asks.append((i, book, most, own_book.scope, ent.org_id, peak))
+            asks.append((i, book, most, block.scope, ent.org_id, peak))
         if asks and fed(ctx.refs.customers):  # a stream the deployment does not feed vouches for none
             customers = ctx.refs.customers.as_of_many(
                 [evs[a[0]].subject_ids[0] for a in asks], [evs[a[0]].ts for a in asks]
@@ -1081,7 +1075,21 @@ class BulkQueryDetector:
                         ] = ts
         return flags if any(flags) else None
 
-    def _kinds_asked(self, catalog: Any) -> dict[tuple[Any, ...], tuple[Any, Any, Any]]:
+    def _kind(self, catalog: Any, ent: Any, kind: tuple[Any, ...]) -> Kind:
+        """What `_duty` needs of a kind of read by an entitlement version, asked once: its counter's
+        permission set, else its own book's, else none (block None); the most rows one customer's
+        read returns as that work; the book's id on an ordinary day."""
+        roles = tuple(ent.roles)
+        desk = catalog.at_counter(roles, *kind[1:])
+        if desk is not None:
+            return ent, desk[0], desk[1], self._most_rows(desk[1]), f"{COUNTER}{desk[0]}"
+        # a print of the book's one customer is that customer's copy (`Catalog.own_book`)
+        mine = catalog.own_book(roles, *kind[1:]) if ent.status is EmployeeStatus.active else None
+        if mine is not None:
+            return ent, mine[0], mine[1], self._most_rows(mine[1]), f"{OWN}{mine[0]}"
+        return ent, "", None, 0, ""
+
+    def _kinds_asked(self, catalog: Any) -> dict[tuple[Any, ...], Kind]:
         """The kinds of access `_duty` asked the catalog of, its counter and book each; forgotten
         when the policy changes, and at 100 000 (a version's id may be another's once it is collected:
         each kind keeps the version it was asked of)."""
