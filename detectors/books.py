@@ -25,7 +25,13 @@ def _bucket(cid: str) -> int:
 
 
 def buckets_of(mask: int) -> list[int]:
-    return [b for b in range(BUCKETS) if mask >> b & 1]
+    """The bits set in `mask`, lowest first: a batch touches one or two of a book's buckets."""
+    found = []
+    while mask:
+        low = mask & -mask
+        found.append(low.bit_length() - 1)
+        mask ^= low
+    return found
 
 
 class Bucket:

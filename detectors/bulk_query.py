@@ -650,12 +650,16 @@ class ActorWindow:
         """(parts to put: [(seq, value)], seqs to delete): a part of each episode's customers changed
         since its last one, and the parts no episode it keeps names any more (an episode closed, or
         written whole again)."""
+        episodes = self.episodes()
+        if not episodes:  # most windows: every part goes, if any is left
+            deletes, self.parts = self.parts, []
+            return [], deletes
         puts = []
-        for ep in self.episodes():
+        for ep in episodes:
             if ep.fresh:
                 puts.append((self.next_part, ep.seal(self.next_part)))
                 self.next_part += 1
-        named = {seq for ep in self.episodes() for seq in ep.parts}
+        named = {seq for ep in episodes for seq in ep.parts}
         deletes = [seq for seq in self.parts if seq not in named]
         self.parts = sorted(named)
         return puts, deletes

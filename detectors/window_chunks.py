@@ -70,7 +70,9 @@ class Chunks:
             self.skip = [self.skip[0] - n_entries, self.skip[1] - n_events]
             deletes.append(seq)
         puts = []
-        while any(len(d) - live >= CHUNK for d, live in zip(deques, self.live, strict=True)):
+        entries, events = deques
+        # asked at every batch of every employee: two comparisons, not a generator over the deques
+        while len(entries) - self.live[0] >= CHUNK or len(events) - self.live[1] >= CHUNK:
             parts = [list(islice(d, live, live + CHUNK)) for d, live in zip(deques, self.live, strict=True)]
             puts.append((self.next, parts))
             self.sealed.append([self.next, len(parts[0]), len(parts[1])])
