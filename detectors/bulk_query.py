@@ -1236,7 +1236,16 @@ class BulkQueryDetector:
             if (
                 tally.bound(i) + a >= floor
                 and tally.recount(i, win.entries, since, self._tiers_of)[0] + a >= floor
-            ) or ((step := self._next_step(win, i)) is not None and self._step_bound(win, i) + a >= step):
+            ):
+                return False
+            # past a step a close reported (`_step_reached`); without a close within the horizon the
+            # next step is the floor, which a count (never negative) under it plus `a` did not reach
+            if (
+                i < len(win.reported)
+                and self._reported_within(win, i)
+                and (step := self._next_step(win, i)) is not None
+                and self._step_bound(win, i) + a >= step
+            ):
                 return False
         # each entry in a tier holds a record or more: a batch of the post's own work adds none
         if (lowest := self._lowest_daily) is not None and (new := min(sum(added), entries)):
