@@ -235,8 +235,8 @@ class Episode:
         # [customers, the actor's day measure, first read, last read]: the most distinct customers
         # over a day it saw, once they reached the measure (`BulkQueryDetector._note_day`)
         self.day: list[int] | None = None
-        # records() per category set since the last add: every batch asks each escalation step's
-        # count of an open episode, and an episode of a long spree holds thousands of customers
+        # records() per category set, kept up to date by `add`: every batch asks each escalation
+        # step's count of an open episode, and an episode of a long spree holds thousands of customers
         self._counted: dict[frozenset[str] | None, int] = {}
 
     def took_out(self, action: str, cls: JrClass, unnamed: str | None = None) -> None:
@@ -249,12 +249,16 @@ class Episode:
                 self.unnamed[unnamed] = None
 
     def add(self, cid: str, n: int, cats: Iterable[str], rank: int) -> None:
-        self._counted.clear()
+        counted = self._counted
         known = self.customers.get(cid)
         if known is None:
-            self.customers[cid] = [n, dict.fromkeys(cats, n), rank]
+            known = self.customers[cid] = [n, dict.fromkeys(cats, n), rank]
             self.fresh[cid] = None
+            for wanted in counted:
+                counted[wanted] += _share(known, wanted)
             return
+        # the counts kept move by what the customer's share of each changes
+        before = [_share(known, wanted) for wanted in counted] if counted else ()
         # a customer's records once: the most rows one access returned for it
         changed = n > known[0] or rank > known[2]
         known[0] = max(known[0], n)
@@ -266,6 +270,8 @@ class Episode:
         known[2] = max(known[2], rank)
         if changed:
             self.fresh[cid] = None
+            for wanted, was in zip(counted, before, strict=True):
+                counted[wanted] += _share(known, wanted) - was
 
     def seal(self, seq: int) -> list[Any]:
         """The part `seq` to store: the customers changed since the last part, or all of them once
@@ -282,14 +288,7 @@ class Episode:
         wanted = None if categories is None else frozenset(categories)
         found = self._counted.get(wanted)
         if found is None:
-            if wanted is None:
-                found = sum(c[0] for c in self.customers.values())
-            else:
-                found = sum(
-                    max((n for cat, n in c[1].items() if cat in wanted), default=0)
-                    for c in self.customers.values()
-                )
-            self._counted[wanted] = found
+            found = self._counted[wanted] = sum(_share(c, wanted) for c in self.customers.values())
         return found
 
     def to_json(self) -> dict[str, Any]:
@@ -350,6 +349,14 @@ class Episode:
         ep.role, ep.opened = d.get("role"), d.get("opened", 0)  # none before thresholds were read again
         ep.detected = d.get("detected")  # none before detections were kept: the incident's first read counts
         return ep
+
+
+def _share(known: list[Any], wanted: frozenset[str] | None) -> int:
+    """A customer's [records, {category: records}, rank] in an episode's count of the categories
+    `wanted` (None: every record): the most rows one access returned of any of them."""
+    if wanted is None:
+        return known[0]
+    return max((n for cat, n in known[1].items() if cat in wanted), default=0)
 
 
 def _figures(known: list[Any]) -> list[Any]:
@@ -644,6 +651,7 @@ class ActorWindow:
         """Its episodes' customers from their parts' values (by seq) and what each value kept."""
         for ep in self.episodes():
             ep.customers = customers_of(values[seq] for seq in ep.parts) | ep.customers
+            ep._counted.clear()  # counted of the customers not in a part alone
         self.unread_parts = False
 
     def seal_parts(self) -> tuple[list[tuple[int, list[Any]]], list[int]]:
