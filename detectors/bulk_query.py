@@ -791,13 +791,15 @@ class BulkQueryDetector:
         by_actor: dict[str, list[Any]] = {}
         past_budget: dict[str, dict[str, int]] = {}  # actor -> what an approval left uncovered -> when
         catalog = ctx.catalog
+        # only a declared service account's run is scheduled (`Catalog.scheduled`): asked of its reads
+        service = catalog.service_accounts or {}
         for ev in events:  # in offset order: an approval's record budget is spent in that order
             if stream == "transfer":
                 if not self._counts_as_taken(ev, ctx):
                     continue
             elif ev.outcome is not Outcome.success:
                 continue  # a denied access returned no data
-            elif catalog.service_accounts and catalog.scheduled(ev) is not None:
+            elif ev.actor_id in service and catalog.scheduled(ev) is not None:
                 continue  # a declared service account's scheduled run: the standing approval it records
             elif ev.approval_id:
                 # seed 004 流程描述(4)④: graded approval covers this access, or its records up to its budget
