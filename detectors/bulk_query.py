@@ -780,6 +780,9 @@ class BulkQueryDetector:
         # (entitlement version's id, action, system, fields, purpose) -> what `_duty` reads of it
         # (`_kind`), for every batch: a batch of a teller repeats the kinds of the last one
         self._kinds: dict[tuple[Any, ...], Kind] = {}
+        # (roles, active, action, system, fields, purpose) -> the same, less the version: the
+        # employees of one post read the same kinds
+        self._posts: dict[tuple[Any, ...], tuple[str, Counter | OwnBook | None, int, str]] = {}
         self._kinds_of: Any = None  # the catalog they were asked of
 
     @staticmethod
@@ -1090,25 +1093,36 @@ class BulkQueryDetector:
         return flags if any(flags) else None
 
     def _kind(self, catalog: Any, ent: Any, kind: tuple[Any, ...]) -> Kind:
-        """What `_duty` needs of a kind of read by an entitlement version, asked once: its counter's
-        permission set, else its own book's, else none (block None); the most rows one customer's
-        read returns as that work; the book's id on an ordinary day."""
-        roles = tuple(ent.roles)
-        desk = catalog.at_counter(roles, *kind[1:])
+        """What `_duty` needs of a kind of read by an entitlement version: that of its post (roles
+        and whether active), asked of the catalog once per post, not once per employee."""
+        post = (tuple(ent.roles), ent.status is EmployeeStatus.active, *kind[1:])
+        found = self._posts.get(post)
+        if found is None:
+            found = self._posts[post] = self._post_kind(catalog, post)
+        return ent, *found
+
+    def _post_kind(
+        self, catalog: Any, post: tuple[Any, ...]
+    ) -> tuple[str, Counter | OwnBook | None, int, str]:
+        """Of a post's kind of read: its counter's permission set, else its own book's (an active
+        employee's), else none (block None); the most rows one customer's read returns as that
+        work; the book's id on an ordinary day."""
+        roles, active, *kind = post
+        desk = catalog.at_counter(roles, *kind)
         if desk is not None:
-            return ent, desk[0], desk[1], self._most_rows(desk[1]), f"{COUNTER}{desk[0]}"
+            return desk[0], desk[1], self._most_rows(desk[1]), f"{COUNTER}{desk[0]}"
         # a print of the book's one customer is that customer's copy (`Catalog.own_book`)
-        mine = catalog.own_book(roles, *kind[1:]) if ent.status is EmployeeStatus.active else None
+        mine = catalog.own_book(roles, *kind) if active else None
         if mine is not None:
-            return ent, mine[0], mine[1], self._most_rows(mine[1]), f"{OWN}{mine[0]}"
-        return ent, "", None, 0, ""
+            return mine[0], mine[1], self._most_rows(mine[1]), f"{OWN}{mine[0]}"
+        return "", None, 0, ""
 
     def _kinds_asked(self, catalog: Any) -> dict[tuple[Any, ...], Kind]:
-        """The kinds of access `_duty` asked the catalog of, its counter and book each; forgotten
-        when the policy changes, and at 100 000 (a version's id may be another's once it is collected:
-        each kind keeps the version it was asked of)."""
-        if catalog is not self._kinds_of or len(self._kinds) >= 100_000:
-            self._kinds, self._kinds_of = {}, catalog
+        """The kinds of access `_duty` asked the catalog of, and of which posts; forgotten when the
+        policy changes, and at 100 000 (a version's id may be another's once it is collected: each
+        kind keeps the version it was asked of)."""
+        if catalog is not self._kinds_of or len(self._kinds) >= 100_000 or len(self._posts) >= 100_000:
+            self._kinds, self._posts, self._kinds_of = {}, {}, catalog
         return self._kinds
 
     def _most_rows(self, block: Counter | OwnBook) -> int:

@@ -312,6 +312,22 @@ def test_the_own_book_ends_where_the_post_s_own_work_does(run) -> None:
     assert "reached the role threshold" in b.summary and "reached 50 (" not in b.summary
 
 
+def test_two_employees_of_one_post_are_each_judged_by_their_own_status(run) -> None:
+    """bulk_query asks the catalog once per post and kind of read, not once per employee: a wealth
+    manager transferred out, of the same role and org, reads no book because her colleague still
+    in the post does, in the same batches."""
+    day = {"fields": ("customer_name", "assets"), "purpose": "wealth_advice"}
+    ents = [
+        _ent("w1", "wealth_manager", "S0101"),
+        _ent("w2", "wealth_manager", "S0101", status="transferred"),
+    ]
+    both = spread("w1", ids("A", 60), OPEN, OPEN + 9 * HOUR, **day) + spread(
+        "w2", ids("A", 60), OPEN + 1, OPEN + 9 * HOUR + 1, **day
+    )
+    got = run(ents, sorted(both, key=lambda ev: ev.ts))
+    assert {a.actor_id for a in got if "reached 50 (" in a.summary} == {"w2"}
+
+
 def test_a_book_read_whole_in_a_day_is_harvested_not_served(run) -> None:
     """The own book has a day's measure (organisation.yaml `customers_per_day`: 120 for a wealth
     manager): the reviewer's wealth manager read 1 900 of her own customers' holdings in a day and
