@@ -32,6 +32,18 @@ def chunk_key(actor: str, seq: int) -> str:
     return f"c:{actor}#{seq}"
 
 
+def _items(d: deque[Any], start: int, stop: int) -> list[Any]:
+    """`d[start:stop]`, walked from the nearer end: the items sealed or stored are a window's newest,
+    behind up to a day of older ones (islice from the front walked all of those at every seal)."""
+    n = len(d)
+    stop = min(stop, n)
+    if start >= stop:
+        return []
+    if n - start < start:
+        return list(islice(reversed(d), n - stop, n - start))[::-1]
+    return list(islice(d, start, stop))
+
+
 class Chunks:
     """Which of a window's items are sealed, and in which keys. Index 0 is the entries deque, 1 the
     events deque."""
@@ -73,7 +85,7 @@ class Chunks:
         entries, events = deques
         # asked at every batch of every employee: two comparisons, not a generator over the deques
         while len(entries) - self.live[0] >= CHUNK or len(events) - self.live[1] >= CHUNK:
-            parts = [list(islice(d, live, live + CHUNK)) for d, live in zip(deques, self.live, strict=True)]
+            parts = [_items(d, live, live + CHUNK) for d, live in zip(deques, self.live, strict=True)]
             puts.append((self.next, parts))
             self.sealed.append([self.next, len(parts[0]), len(parts[1])])
             self.live = [live + len(p) for live, p in zip(self.live, parts, strict=True)]
@@ -84,7 +96,7 @@ class Chunks:
         """The items the window's own value holds: all of them while the seal is broken."""
         if self.broken:
             return [list(d) for d in deques]
-        return [list(islice(d, live, None)) for d, live in zip(deques, self.live, strict=True)]
+        return [_items(d, live, len(d)) for d, live in zip(deques, self.live, strict=True)]
 
     def all_keys(self) -> list[int]:
         """Every chunk this window has in the store (to delete it with the window)."""
