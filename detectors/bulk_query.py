@@ -1027,14 +1027,13 @@ class BulkQueryDetector:
             return None  # most batches: no access for a purpose a post's own work serves (or none stated)
         last = ctx.entitlement(actor, evs[-1].ts)
         # a batch that spans a transfer judges each read by the post it was made in
-        ents = (
-            [last] * len(evs)
-            if ctx.entitlement(actor, evs[0].ts) is last
-            else [ctx.entitlement(actor, ev.ts) for ev in evs]
-        )
-        if all(
-            e is None or catalog.duty_roles.isdisjoint(e.roles) for e in {id(e): e for e in ents}.values()
-        ):
+        if ctx.entitlement(actor, evs[0].ts) is last:  # nearly always: one version
+            ents, versions = [last] * len(evs), [last]
+        else:
+            ents = [ctx.entitlement(actor, ev.ts) for ev in evs]
+            versions = list({id(e): e for e in ents}.values())
+        duty_roles = catalog.duty_roles
+        if all(e is None or duty_roles.isdisjoint(e.roles) for e in versions):
             return None
         flags: list[bool] = []
         # the reads whose customer decides: (index, the book, the most a day, the book's scope, the
