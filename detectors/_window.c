@@ -94,17 +94,53 @@ tiers_ok(PyObject *tiers, Py_ssize_t n)
     return 1;
 }
 
+/* The last profile `reads` found, and the fields, action and duty it was found for: a batch's reads
+ * repeat a kind, and building, hashing and comparing its key was most of a read's cost here. A
+ * profile found stays its key's for the call: BulkQueryDetector._entries only ever adds keys. */
+typedef struct {
+    PyObject *fields, *action, *profile; /* new references, or NULL */
+    int duty;
+} Memo;
+
+static void
+memo_release(Memo *m)
+{
+    Py_CLEAR(m->fields);
+    Py_CLEAR(m->action);
+    Py_CLEAR(m->profile);
+}
+
+/* Whether two field lists are equal lists of exact strs: compared so, no Python runs. */
+static int
+same_fields(PyObject *a, PyObject *b)
+{
+    if (!PyList_CheckExact(a) || !PyList_CheckExact(b) || PyList_GET_SIZE(a) != PyList_GET_SIZE(b))
+        return 0;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(a); k++) {
+        PyObject *x = PyList_GET_ITEM(a, k), *y = PyList_GET_ITEM(b, k);
+        if (x != y && (!PyUnicode_CheckExact(x) || !PyUnicode_CheckExact(y) || PyUnicode_Compare(x, y) != 0))
+            return 0;
+    }
+    return 1;
+}
+
 /* The profile of an access: profiles[(tuple(fields), action)], or profiles[(tuple(fields), action,
  * True)] for the post's own work (`duty`: bulk_query._duty), a new reference; NULL without an
- * error when there is none (or it is not a profile). */
+ * error when there is none (or it is not a profile). `memo`: the last one found (see Memo). */
 static PyObject *
-profile_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers, int duty)
+profile_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers, int duty, Memo *memo)
 {
     PyObject *fields = PyObject_GetAttr(ev, s_fields);
     if (fields == NULL)
         return NULL;
     PyObject *action = PyObject_GetAttr(ev, s_action);
     PyObject *key = NULL, *profile = NULL;
+    if (action != NULL && memo->profile != NULL && memo->duty == duty && memo->action == action &&
+        same_fields(fields, memo->fields)) {
+        Py_DECREF(fields);
+        Py_DECREF(action);
+        return Py_NewRef(memo->profile);
+    }
     if (action != NULL && PyList_CheckExact(fields)) {
         PyObject *tuple = PyList_AsTuple(fields);
         if (tuple != NULL) {
@@ -112,24 +148,32 @@ profile_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers, int duty)
             Py_DECREF(tuple);
         }
     }
-    Py_DECREF(fields);
-    Py_XDECREF(action);
-    if (key == NULL)
+    if (key == NULL) {
+        Py_DECREF(fields);
+        Py_XDECREF(action);
         return NULL;
+    }
     /* held before the key goes: its last reference may be an action whose __del__ (Python) changes
      * `profiles`, and the profile with it */
     profile = Py_XNewRef(PyDict_GetItemWithError(profiles, key));
     Py_DECREF(key);
-    if (profile == NULL)
-        return NULL;
     /* (class, categories, rank, weight, tiers); the rank is only copied into the entry (CLASS_RANK
      * is 1..3: judging it in [0, 3) sent every C3 read to Python) */
     long long x;
-    if (!PyTuple_CheckExact(profile) || PyTuple_GET_SIZE(profile) != 5 ||
-        !PyTuple_CheckExact(PyTuple_GET_ITEM(profile, 1)) || !int_in(PyTuple_GET_ITEM(profile, 3), 0, LIMIT, &x) ||
-        !tiers_ok(PyTuple_GET_ITEM(profile, 4), ntiers)) {
-        Py_DECREF(profile);
-        return NULL;
+    if (profile != NULL &&
+        (!PyTuple_CheckExact(profile) || PyTuple_GET_SIZE(profile) != 5 ||
+         !PyTuple_CheckExact(PyTuple_GET_ITEM(profile, 1)) || !int_in(PyTuple_GET_ITEM(profile, 3), 0, LIMIT, &x) ||
+         !tiers_ok(PyTuple_GET_ITEM(profile, 4), ntiers)))
+        Py_CLEAR(profile);
+    if (profile != NULL) { /* the memo takes the references of fields and action */
+        memo_release(memo);
+        memo->fields = fields;
+        memo->action = action;
+        memo->profile = Py_NewRef(profile);
+        memo->duty = duty;
+    } else {
+        Py_DECREF(fields);
+        Py_DECREF(action);
     }
     return profile;
 }
@@ -138,9 +182,9 @@ profile_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers, int duty)
  * rank), records max(row_count, 1); its tiers in *tiers (new). NULL without an error when the
  * access is not that case. */
 static PyObject *
-entry_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers, int duty, PyObject **tiers)
+entry_of(PyObject *ev, PyObject *profiles, Py_ssize_t ntiers, int duty, Memo *memo, PyObject **tiers)
 {
-    PyObject *profile = profile_of(ev, profiles, ntiers, duty);
+    PyObject *profile = profile_of(ev, profiles, ntiers, duty, memo);
     if (profile == NULL)
         return NULL;
     /* one after the other: a getter is no call to make with an error pending */
@@ -196,6 +240,7 @@ window_reads(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     long long added[MAX_TIERS] = {0}, weight = 0, fresh = 0;
     PyObject *entries = PyList_New(0), *tiers = PyList_New(0), *heaviest = PyDict_New(), *result = NULL;
+    Memo memo = {0};
     if (entries == NULL || tiers == NULL || heaviest == NULL)
         goto done;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(evs); i++) {
@@ -203,7 +248,7 @@ window_reads(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *its = NULL;
         /* a property of an event may shorten `duty`: its size is read again each time */
         int own = duty != Py_None && i < PyList_GET_SIZE(duty) && PyList_GET_ITEM(duty, i) == Py_True;
-        PyObject *entry = entry_of(ev, profiles, ntiers, own, &its);
+        PyObject *entry = entry_of(ev, profiles, ntiers, own, &memo, &its);
         Py_DECREF(ev);
         if (entry == NULL) {
             if (!PyErr_Occurred())
@@ -250,6 +295,7 @@ done:
     Py_XDECREF(entries);
     Py_XDECREF(tiers);
     Py_XDECREF(heaviest);
+    memo_release(&memo);
     return result;
 }
 

@@ -116,26 +116,48 @@ READ = st.builds(
     action=st.sampled_from(ACTIONS),
     rows=ROWS,
 )
-PROFILED = st.lists(st.tuples(st.sampled_from(FIELD_SETS), st.sampled_from(ACTIONS)), max_size=25)
+PROFILED = st.lists(
+    st.tuples(st.sampled_from(FIELD_SETS), st.sampled_from(ACTIONS), st.booleans()), max_size=25
+)
 
 
 @PROPERTY
-@given(evs=st.lists(READ, max_size=10), profiled=PROFILED)
-def test_reads_is_entries_and_sums(evs: list, profiled: list) -> None:
+@given(evs=st.lists(READ, max_size=10), profiled=PROFILED, data=st.data())
+def test_reads_is_entries_and_sums(evs: list, profiled: list, data: st.DataObject) -> None:
+    """Also where reads of one kind repeat, some of them the post's own work (`duty`): `reads`
+    reuses the last profile it found for the same fields, action and duty."""
     det = detector()
-    for fields, action in profiled:  # the field sets seen before: their profiles cached
-        det._entries(access(T0, ["C0"], fields, action), CTX)
+    for fields, action, own in profiled:  # the field sets seen before: their profiles cached
+        det._entries(access(T0, ["C0"], fields, action), CTX, own)
+    duty = data.draw(st.lists(st.booleans(), min_size=len(evs), max_size=len(evs)))
     profiles = dict(det._profiles)
-    got = _window.reads(evs, det._profiles, len(det._tiers))
+    got = _window.reads(evs, det._profiles, len(det._tiers), duty)
     assert det._profiles == profiles
-    reads = [det._entries(ev, CTX) for ev in evs]
-    if not all(len(ev.subject_ids) == 1 and (tuple(ev.fields), ev.action) in profiles for ev in evs):
+    reads = [det._entries(ev, CTX, own) for ev, own in zip(evs, duty, strict=True)]
+    keys = [
+        (tuple(ev.fields), ev.action, *([True] if own else [])) for ev, own in zip(evs, duty, strict=True)
+    ]
+    if not all(len(ev.subject_ids) == 1 and key in profiles for ev, key in zip(evs, keys, strict=True)):
         assert got is None
         return
     assert got is not None
     assert repr(got) == repr(([r[0][0] for r in reads], [r[3] for r in reads], *det._sums(reads)))
     assert got[0] == [r[0][0] for r in reads]
     assert not any(gc.is_tracked(e) for e in got[0])  # ints, strs and a tuple of strs: no cycle
+
+
+def test_reads_of_one_kind_own_work_or_not_keep_their_own_profiles() -> None:
+    """`reads` reuses the last profile it found for the same fields, action and duty: a read of the
+    post's own work (in no legal tier) beside the same read that is not keeps its own profile."""
+    det = detector()
+    for own in (False, True):
+        det._entries(access(T0, ["C0"]), CTX, own)
+    evs = [access(T0 + k, [f"C{k}"]) for k in range(4)]
+    for duty in ([False, True, True, False], [True, False, False, True]):
+        reads = [det._entries(ev, CTX, own) for ev, own in zip(evs, duty, strict=True)]
+        got = _window.reads(evs, det._profiles, len(det._tiers), duty)
+        assert repr(got) == repr(([r[0][0] for r in reads], [r[3] for r in reads], *det._sums(reads)))
+        assert got[1][0] != got[1][1]  # the tiers of one and of the other
 
 
 def test_a_c3_read_is_the_common_case() -> None:
