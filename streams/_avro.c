@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_grow.h"
+
 enum kind { NUL, BOOLEAN, LONG, FLOAT, DOUBLE, STRING, BYTES, ENUM, ARRAY, MAP, UNION, RECORD, FIXED };
 
 typedef struct {
@@ -93,35 +95,6 @@ check_program(PyObject *program)
     return 0;
 }
 
-/* The msgpack being written: grown as needed, handed to Python as bytes at the end. */
-typedef struct {
-    char *b;
-    Py_ssize_t len, cap;
-} Out;
-
-static int
-reserve(Out *out, Py_ssize_t n)
-{
-    if (out->len + n <= out->cap)
-        return 0;
-    Py_ssize_t cap = out->cap ? out->cap : 4096;
-    while (cap < out->len + n) {
-        if (cap > PY_SSIZE_T_MAX / 2) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        cap *= 2;
-    }
-    char *b = PyMem_Realloc(out->b, (size_t)cap);
-    if (b == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    out->b = b;
-    out->cap = cap;
-    return 0;
-}
-
 static void
 put_be(char *at, uint64_t v, int size)
 {
@@ -131,45 +104,43 @@ put_be(char *at, uint64_t v, int size)
 
 /* One msgpack tag byte followed by `size` big-endian bytes of `v`. */
 static int
-put_tagged(Out *out, unsigned char tag, uint64_t v, int size)
+put_tagged(Grow *out, unsigned char tag, uint64_t v, int size)
 {
-    if (reserve(out, 1 + size) < 0)
+    if (grow_reserve(out, 1 + size) < 0)
         return -1;
-    out->b[out->len] = (char)tag;
-    put_be(out->b + out->len + 1, v, size);
+    out->data[out->len] = (char)tag;
+    put_be(out->data + out->len + 1, v, size);
     out->len += 1 + size;
     return 0;
 }
 
 /* A str (0xdb) or bin (0xc6) of 32-bit length: msgspec checks a str's UTF-8 as PyUnicode_DecodeUTF8 does. */
 static int
-put_span(Out *out, unsigned char tag, const char *s, Py_ssize_t len)
+put_span(Grow *out, unsigned char tag, const char *s, Py_ssize_t len)
 {
     if ((uint64_t)len > UINT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "value longer than msgpack holds");
         return -1;
     }
-    if (put_tagged(out, tag, (uint64_t)len, 4) < 0 || reserve(out, len) < 0)
+    if (put_tagged(out, tag, (uint64_t)len, 4) < 0)
         return -1;
-    memcpy(out->b + out->len, s, (size_t)len);
-    out->len += len;
-    return 0;
+    return grow_put(out, s, len);
 }
 
 static int
-put_name(Out *out, PyObject *name)
+put_name(Grow *out, PyObject *name)
 {
     Py_ssize_t len;
     const char *s = PyUnicode_AsUTF8AndSize(name, &len);
     return s == NULL ? -1 : put_span(out, 0xdb, s, len);
 }
 
-static int transcode_value(PyObject *program, Body *body, Out *out);
+static int transcode_value(PyObject *program, Body *body, Grow *out);
 
 /* An array's or a map's blocks (a count, negative: followed by its size in bytes, until 0), as one
  * msgpack array or map of 32-bit length: the length is written once every block is read. */
 static int
-transcode_blocks(PyObject *item, Body *body, Out *out, int is_map)
+transcode_blocks(PyObject *item, Body *body, Grow *out, int is_map)
 {
     Py_ssize_t header = out->len;
     if (put_tagged(out, is_map ? 0xdf : 0xdd, 0, 4) < 0)
@@ -209,13 +180,13 @@ transcode_blocks(PyObject *item, Body *body, Out *out, int is_map)
             return -1;
         }
     }
-    put_be(out->b + header + 1, total, 4);
+    put_be(out->data + header + 1, total, 4);
     return 0;
 }
 
 /* One value of `program` read from the body and written as msgpack. */
 static int
-transcode_value(PyObject *program, Body *body, Out *out)
+transcode_value(PyObject *program, Body *body, Grow *out)
 {
     if (check_program(program) < 0)
         return -1;
@@ -333,7 +304,7 @@ avro_transcode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "more bodies than a msgpack array holds");
         return NULL;
     }
-    Out out = {NULL, 0, 0};
+    Grow out = {NULL, 0, 0};
     if (put_tagged(&out, 0xdd, (uint64_t)PyList_GET_SIZE(bodies), 4) < 0)
         goto error;
     /* the list is not changed meanwhile: nothing here calls back into Python */
@@ -358,11 +329,11 @@ avro_transcode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (rc < 0)
             goto error;
     }
-    PyObject *result = PyBytes_FromStringAndSize(out.b, out.len);
-    PyMem_Free(out.b);
+    PyObject *result = PyBytes_FromStringAndSize(out.data, out.len);
+    PyMem_Free(out.data);
     return result;
 error:
-    PyMem_Free(out.b);
+    PyMem_Free(out.data);
     return NULL;
 }
 

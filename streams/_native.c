@@ -18,44 +18,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_grow.h"
+
 /* Column kinds, as streams/sinks/native.py numbers them. */
 enum { K_STRING = 0, K_LOW_CARDINALITY = 1, K_UNSIGNED = 2, K_SIGNED = 3 };
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-} Buf;
-
 static int
-reserve(Buf *b, size_t more)
-{
-    if (b->len + more <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more)
-        cap *= 2;
-    char *grown = PyMem_Realloc(b->data, cap);
-    if (grown == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->data = grown;
-    b->cap = cap;
-    return 0;
-}
-
-static int
-put(Buf *b, const void *src, size_t n)
-{
-    if (reserve(b, n) < 0)
-        return -1;
-    memcpy(b->data + b->len, src, n);
-    b->len += n;
-    return 0;
-}
-
-static int
-put_leb128(Buf *b, uint64_t v)
+put_leb128(Grow *b, uint64_t v)
 {
     uint8_t out[10];
     int n = 0;
@@ -64,21 +33,21 @@ put_leb128(Buf *b, uint64_t v)
         v >>= 7;
         out[n++] = byte | (v ? 0x80 : 0);
     } while (v);
-    return put(b, out, n);
+    return grow_put(b, out, n);
 }
 
 static int
-put_le(Buf *b, uint64_t v, int width)
+put_le(Grow *b, uint64_t v, int width)
 {
     uint8_t out[8];
     for (int i = 0; i < width; i++)
         out[i] = (uint8_t)(v >> (8 * i));
-    return put(b, out, width);
+    return grow_put(b, out, width);
 }
 
 /* A str as ClickHouse's String: its UTF-8 length, then the bytes. */
 static int
-put_string(Buf *b, PyObject *value)
+put_string(Grow *b, PyObject *value)
 {
     if (!PyUnicode_Check(value)) {
         PyErr_Format(PyExc_TypeError, "a String column takes str, not %.100s", Py_TYPE(value)->tp_name);
@@ -88,11 +57,11 @@ put_string(Buf *b, PyObject *value)
     const char *s = PyUnicode_AsUTF8AndSize(value, &n);
     if (s == NULL || put_leb128(b, (uint64_t)n) < 0)
         return -1;
-    return put(b, s, (size_t)n);
+    return grow_put(b, s, n);
 }
 
 static int
-put_int(Buf *b, PyObject *value, int kind, int width)
+put_int(Grow *b, PyObject *value, int kind, int width)
 {
     if (!PyLong_Check(value)) {
         PyErr_Format(PyExc_TypeError, "an integer column takes int, not %.100s", Py_TYPE(value)->tp_name);
@@ -125,7 +94,7 @@ put_int(Buf *b, PyObject *value, int kind, int width)
 /* LowCardinality(String): the serialization version (1), then flags (a new dictionary, keys
  * follow, and the keys' width), the dictionary in first-seen order, and one key per row. */
 static int
-put_low_cardinality(Buf *b, PyObject **values, Py_ssize_t rows)
+put_low_cardinality(Grow *b, PyObject **values, Py_ssize_t rows)
 {
     int ok = -1;
     PyObject *index = PyDict_New();  /* value -> its key */
@@ -213,7 +182,7 @@ native_block(PyObject *self, PyObject *args)
             return NULL;
         }
     }
-    Buf b = {NULL, 0, 0};
+    Grow b = {NULL, 0, 0};
     PyObject **column = PyMem_Malloc(sizeof(PyObject *) * (nrows ? nrows : 1));
     if (column == NULL) {
         PyErr_NoMemory();
@@ -238,7 +207,7 @@ native_block(PyObject *self, PyObject *args)
                 if (put_string(&b, column[r]) < 0)
                     goto fail;
         } else if ((kind == K_UNSIGNED || kind == K_SIGNED) && (width == 1 || width == 2 || width == 4 || width == 8)) {
-            if (reserve(&b, (size_t)width * nrows) < 0)
+            if (grow_reserve(&b, (Py_ssize_t)width * nrows) < 0)
                 goto fail;
             for (Py_ssize_t r = 0; r < nrows; r++)
                 if (put_int(&b, column[r], kind, width) < 0)
@@ -249,7 +218,7 @@ native_block(PyObject *self, PyObject *args)
         }
     }
     PyMem_Free(column);
-    PyObject *out = PyBytes_FromStringAndSize(b.data, (Py_ssize_t)b.len);
+    PyObject *out = PyBytes_FromStringAndSize(b.data, b.len);
     PyMem_Free(b.data);
     return out;
 fail:
