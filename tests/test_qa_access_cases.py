@@ -1745,6 +1745,31 @@ def test_downloads_spaced_past_the_window_still_add_up_to_the_laws_count(run, ba
     assert bulk[-1].counts["leakage_candidate"] == 1 and len({a.alert_id for a in bulk}) == 11
 
 
+@pytest.mark.parametrize("batch_size", [1, 10_000])
+def test_queries_under_the_role_window_after_a_close_still_reach_the_laws_next_step(run, batch_size) -> None:
+    """Eleven queries of 49 credit records, 90 minutes apart, each under the president's window
+    (49 of 120): each pair passes art. 5's 50 (high; the count of a new alert starts at the last
+    one's close), and the eleventh, alone, its 500 on the day's count (critical, 539). Under 50
+    since the last close, the eleventh is told from the quiet reads before it only by the day's
+    count against the next step a close reported (`BulkQueryDetector._quiet`)."""
+    ents = [_ent("p1", "sb_president", "S0101"), _ent("z9", "sb_president", "S0101")]
+    queries = [
+        read("p1", OPEN + k * 90 * MINUTE, [], fields=("credit_report",), system="report_portal",
+             action="query", row_count=49)
+        for k in range(11)
+    ]  # fmt: skip
+    # another employee's read before each query moves the watermark: p1's open alert is closed by
+    # its timer before the query, which is judged with no alert open
+    others = [read("z9", q.ts - 5 * MINUTE, ["C0000001"]) for q in queries[1:]]
+    bulk = sorted((a for a in run(ents, queries + others, batch_size=batch_size) if a.detector == "bulk_query"),
+                  key=lambda a: a.first_seen)  # fmt: skip
+    assert [a.severity.value for a in bulk] == ["high"] * 5 + ["critical"]
+    assert (
+        "539 credit/property/loan/location/communication_content records counted over 24 h"
+        in bulk[-1].summary
+    )
+
+
 @pytest.mark.parametrize("batch_size", [1, 3, 10_000])
 def test_a_late_log_before_a_close_still_adds_to_the_days_count_under_its_own_alert(
     run, policy, catalog, batch_size
