@@ -329,9 +329,7 @@ avro_transcode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (rc < 0)
             goto error;
     }
-    PyObject *result = PyBytes_FromStringAndSize(out.data, out.len);
-    PyMem_Free(out.data);
-    return result;
+    return grow_bytes(&out);
 error:
     PyMem_Free(out.data);
     return NULL;

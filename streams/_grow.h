@@ -46,4 +46,15 @@ grow_put(Grow *g, const void *src, Py_ssize_t n)
     return 0;
 }
 
+/* The bytes written, as a Python bytes object (NULL with an error), and the buffer freed. */
+static inline PyObject *
+grow_bytes(Grow *g)
+{
+    PyObject *bytes = PyBytes_FromStringAndSize(g->data, g->len);
+    PyMem_Free(g->data);
+    g->data = NULL;
+    g->len = g->cap = 0;
+    return bytes;
+}
+
 #endif

@@ -218,9 +218,7 @@ native_block(PyObject *self, PyObject *args)
         }
     }
     PyMem_Free(column);
-    PyObject *out = PyBytes_FromStringAndSize(b.data, b.len);
-    PyMem_Free(b.data);
-    return out;
+    return grow_bytes(&b);
 fail:
     PyMem_Free(column);
     PyMem_Free(b.data);
