@@ -20,7 +20,7 @@ import orjson
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, Alert
 from streams.codecs import DeadLetter, Decoder, RawRecord
 from streams.dead_letter_query import file_place
-from streams.engine import Engine, freeze_heap
+from streams.engine import Engine, long_lived_load
 from streams.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -131,14 +131,14 @@ def replay(
     engine.dedupe_as.update({topics[p]: f"{streams[p]}\x1ffiles" for p in ordered})
     engine.saves_seen = False  # a replay never restores: its duplicates window needs no saving
     readers = {p: read_raw(p, topics[p]) for p in ordered}
-    for p in ordered:
-        if streams[p] in REFERENCE_STREAMS:
-            for batch in _batches(readers.pop(p), batch_size):
-                decoded = decoder.decode(streams[p], batch)
-                engine.apply_reference(streams[p], [m for _, m in decoded.ok])
-                stats.on_decoded(streams[p], len(decoded.ok), decoded.dead)
-                dead += decoded.dead
-    freeze_heap()
+    with long_lived_load():
+        for p in ordered:
+            if streams[p] in REFERENCE_STREAMS:
+                for batch in _batches(readers.pop(p), batch_size):
+                    decoded = decoder.decode(streams[p], batch)
+                    engine.apply_reference(streams[p], [m for _, m in decoded.ok])
+                    stats.on_decoded(streams[p], len(decoded.ok), decoded.dead)
+                    dead += decoded.dead
     iters: dict[Path, Iterator[list[RawRecord]]] = {p: _batches(r, batch_size) for p, r in readers.items()}
     finished: set[tuple[str, int]] = set()  # streams read to their end follow the instance clock
     while iters:

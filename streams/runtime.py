@@ -16,7 +16,6 @@ join that waits for the versioned table, never guesses).
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
@@ -53,7 +52,7 @@ from streams.changelog import Changelog, StateTooNew
 from streams.clickhouse import apply_ddl, preload_driver
 from streams.codecs import MESSAGE_MAX_BYTES, DeadLetter, Decoder, RawRecord, SchemaRegistryUnavailable
 from streams.config import SESSION_TIMEOUT_MS, Config
-from streams.engine import GC_THRESHOLDS, IDLE_MARK, Engine, Task, freeze_heap
+from streams.engine import IDLE_MARK, Engine, Task, long_lived_load
 from streams.idleness import IDLE_AFTER_S, UNREAD_HOLD_S, LaggedClock
 from streams.kafka_reach import consumer
 from streams.lifecycle_ledger import DeletionLedger
@@ -791,13 +790,9 @@ class Monitor:
         # a raw topic a shipper fills while its source is off: said once, at the start
         for warning in [*unread_raw_topics(self.config, topics), *zones_by_default(self.config)]:
             log.warning(warning)
-        # the reference streams allocate as batches do: under the default young threshold (700) the
-        # collector rescanned the growing registries every few thousand records (the e2e bench's
-        # 28 571 customers decoded at 8 µs a record, 0.8 under the engine's thresholds)
-        gc.set_threshold(*GC_THRESHOLDS)
-        self.load_reference()
-        preload_driver()
-        freeze_heap()
+        with long_lived_load():
+            self.load_reference()
+            preload_driver()
 
     def consume(self, idle_exit_s: float | None, max_seconds: float | None) -> None:
         """The consumer loop, then the final checkpoint (the faust runtime has its own)."""
