@@ -64,7 +64,7 @@ from streams import _door
 from streams._ids import IdWindow
 from streams.alerts import actor_kind, build_alert, latest
 from streams.codecs import ENUM_WORDS, RawRecord
-from streams.incidents import IncidentStage
+from streams.incidents import IncidentStage, Revised
 from streams.keyed_state import Change, KeyedStore, TimerService, state_encode
 from streams.lifecycle_ledger import DeletionLedger
 from streams.org_tree import MergedOrgs, OrgTree
@@ -1015,7 +1015,7 @@ class Engine:
         self.incident_groups: dict[str, list[str]] = defaultdict(list)  # group -> detectors feeding it
         for kind, group in catalog.policy.incidents.group_by.items():
             self.incident_groups[group].append(kind)
-        self.incidents: dict[str, Incident] = {}  # newest revision per id, until `take_incidents`
+        self.incidents: dict[str, Revised] = {}  # newest revision per id, until `take_incidents`
         self.rollups: dict[tuple[str, int], PartitionRollup] = {}
         # topic -> its Kafka topic id (KIP-516), set by the runtime before a restore (`resume`);
         # a topic without one (a replay, a test, a broker without ids) counts under NO_TOPIC_ID
@@ -1746,16 +1746,16 @@ class Engine:
             )
         return found
 
-    def _incident_revisions(self, incidents: Iterable[Incident]) -> None:
-        for inc in incidents:
-            known = self.incidents.get(inc.incident_id)
-            if known is None or inc.revision >= known.revision:
-                self.incidents[inc.incident_id] = inc
+    def _incident_revisions(self, revised: Iterable[Revised]) -> None:
+        for r in revised:
+            known = self.incidents.get(r.incident_id)
+            if known is None or r.revision >= known.revision:
+                self.incidents[r.incident_id] = r
 
     def take_incidents(self) -> list[Incident]:
-        """Incident revisions since the last call, newest per id: the runtime writes them to
-        `pfi.incidents` at its checkpoint, before it commits."""
-        out, self.incidents = list(self.incidents.values()), {}
+        """Incident revisions since the last call, newest per id, drafted now: the runtime writes
+        them to `pfi.incidents` at its checkpoint, before it commits."""
+        out, self.incidents = [r.incident() for r in self.incidents.values()], {}
         return out
 
     def count_gaps(

@@ -173,6 +173,23 @@ def incident_id(group: str, key: str, window_start: int, generation: int = 0) ->
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
+class Revised:
+    """An incident's revision, drafted when it is taken (`Engine.take_incidents`, at a checkpoint):
+    the sinks take the newest revision per id, and a spree's incident, revised with each of its
+    alerts, was drafted whole (its customers unioned, its notice written) at each revision, to be
+    replaced by the next before a checkpoint wrote it. Its state changes only by a later revision
+    of the same id, which replaces this one."""
+
+    __slots__ = ("incident_id", "revision", "stage", "state")
+
+    def __init__(self, stage: IncidentStage, state: dict[str, Any]) -> None:
+        self.stage, self.state = stage, state
+        self.incident_id, self.revision = stage.identify(state), _revision(state)
+
+    def incident(self) -> Incident:
+        return self.stage.incident(self.state)
+
+
 class IncidentStage:
     """One partition number's incidents: fed (finding, alert) pairs, returns incident revisions."""
 
@@ -199,7 +216,7 @@ class IncidentStage:
                     return cid
         return None
 
-    def observe(self, pairs: Iterable[tuple[Finding, Alert]]) -> list[Incident]:
+    def observe(self, pairs: Iterable[tuple[Finding, Alert]]) -> list[Revised]:
         """Alerts (newest revision per id) in; the incidents they changed out."""
         changed: dict[str, dict[str, Any]] = {}
         for finding, alert in pairs:
@@ -244,7 +261,7 @@ class IncidentStage:
                 # member's put may have pushed it out of the cache
                 self.store.put(INCIDENT + ikey, Stored(state))
             changed[ikey] = state
-        return [self._incident(state) for state in changed.values()]
+        return [Revised(self, state) for state in changed.values()]
 
     def _put_member(
         self, ikey: str, alert_id: str, member: dict[str, Any], known: dict[str, Any] | None
@@ -307,7 +324,7 @@ class IncidentStage:
         shift = int(offset.total_seconds() * 1000) if offset else 0
         return (ts + shift) // self.window_ms * self.window_ms - shift
 
-    def on_timer(self, ikey: str, deadline_ms: int, clock_ms: int | None = None) -> list[Incident]:
+    def on_timer(self, ikey: str, deadline_ms: int, clock_ms: int | None = None) -> list[Revised]:
         """The window has settled: close the incident, unless an alert's own window still runs
         (an overnight spree joins the day it began: its incident waits for the spree to settle);
         `keep_days` later, forget it."""
@@ -327,7 +344,7 @@ class IncidentStage:
                     self.store.delete(part_key(ikey, alert_id, seq))
             self.store.put(
                 INCIDENT + ikey,
-                {FORGOTTEN: state.get("generation", 0), "incident_id": self._id(state)},
+                {FORGOTTEN: state.get("generation", 0), "incident_id": self.identify(state)},
             )
             return []
         settled = max((m.get("window_end", 0) for m in state["members"].values()), default=0)
@@ -340,7 +357,7 @@ class IncidentStage:
         # clock) would otherwise be forgotten at once, and each further late record open another
         closed_at = max(deadline_ms, clock_ms or 0)
         self.timers[state["group"]].register(ikey, closed_at + self.p.keep_days * 24 * HOUR_MS)
-        return [self._incident(state)]
+        return [Revised(self, state)]
 
     def _member(self, finding: Finding, alert: Alert, cid: str) -> dict[str, Any]:
         categories = {k[len("category_") :] for k in alert.counts if k.startswith("category_")}
@@ -433,10 +450,10 @@ class IncidentStage:
 
     # -- output ---------------------------------------------------------------------------------
     @staticmethod
-    def _id(state: dict[str, Any]) -> str:
+    def identify(state: dict[str, Any]) -> str:
         return incident_id(state["group"], state["key"], state["start"], state.get("generation", 0))
 
-    def _incident(self, state: dict[str, Any]) -> Incident:
+    def incident(self, state: dict[str, Any]) -> Incident:
         members = [state["members"][a] | {"alert_id": a} for a in sorted(state["members"])]
         classes = sorted({m["class"] for m in members}, key=list(self.p.classes).index)
         policies = [self.p.classes[c] for c in classes]
@@ -456,7 +473,7 @@ class IncidentStage:
             ).items():
                 by_category.setdefault(c, set()).update(subjects)
         listed = sorted(named)
-        revision = sum(m["revision"] for m in members) + (1 if state["closed"] else 0)
+        revision = _revision(state)
         status = (
             IncidentStatus.closed
             if state["closed"]
@@ -466,7 +483,7 @@ class IncidentStage:
         )
         evidence = list(dict.fromkeys(e for m in members for e in m["evidence"]))[:EVIDENCE_LIMIT]
         return Incident(
-            incident_id=self._id(state),
+            incident_id=self.identify(state),
             follows=state.get("follows"),
             revision=revision,
             status=status,
@@ -687,6 +704,12 @@ def _successor(tombstone: dict[str, Any] | None) -> dict[str, Any]:
     if tombstone is None:
         return {}
     return {"generation": tombstone[FORGOTTEN] + 1, "follows": tombstone["incident_id"]}
+
+
+def _revision(state: dict[str, Any]) -> int:
+    """The sum of its alerts' revisions, +1 once closed: the same alerts give the same revision,
+    however batches fell."""
+    return sum(m["revision"] for m in state["members"].values()) + (1 if state["closed"] else 0)
 
 
 def _detected(members: Sequence[dict[str, Any]]) -> int | None:

@@ -599,6 +599,28 @@ def test_a_late_log_after_keep_days_opens_a_new_incident_that_names_the_forgotte
     assert set(again) == {late.incident_id}, "a late member joins the new incident while it is kept"
 
 
+def test_a_checkpoint_takes_each_incidents_newest_revision_as_it_was_revised(engine) -> None:
+    """Incidents are drafted when taken (a checkpoint), not at each revision: what one take gives
+    after a day's incident grew, closed, was forgotten and a late log opened its successor is each
+    id's newest revision as drafting it at every revision (a take after each event) gave it."""
+    events = [
+        cvn(1, T0, range(0, 5)),
+        cvn(2, T0 + HOUR, range(5, 7)),
+        transfer(90, T0 + 26 * HOUR),  # day 1 closes
+        transfer(91, T0 + 10 * 24 * HOUR),  # and is forgotten
+        cvn(3, T0 + 2 * HOUR, range(7, 8)),  # a late log: the window's next incident
+    ]
+    each = engine()
+    newest: dict[str, Incident] = {}
+    for n in range(len(events)):
+        newest |= run(each, "transfer", events[n : n + 1], final=n == len(events) - 1)
+    once = run(engine(), "transfer", events, batch=1)
+    assert once == newest
+    by_generation = sorted(once.values(), key=lambda i: i.follows is not None)
+    assert [(i.status.value, i.subjects.distinct) for i in by_generation] == [("closed", 7), ("closed", 1)]
+    assert by_generation[1].follows == by_generation[0].incident_id
+
+
 def test_a_forgotten_incidents_tombstone_survives_a_restore(engine) -> None:
     e = engine()
     first = one(run(e, "transfer", [cvn(1, T0, range(0, 5))]))
