@@ -13,6 +13,7 @@ a producer's id may be a request's whole text.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -55,6 +56,14 @@ def bounded(text: str, limit: int = ID_CHARS) -> str:
 
 def _copied(text: str) -> str:
     """A name from the input as an alert carries it: personal numbers masked, the length bounded."""
+    return _copied_id(text) if len(text) <= ID_CHARS else bounded(mask_personal(text))
+
+
+# An alert's evidence is its episode's first events, the same at each of its revisions (5 800 ids
+# masked per 100 000 bulk_query events, 2 000 of them distinct). An id of a sane length is masked
+# once while it is cited; an overlong one (a request's whole text) is not kept.
+@functools.lru_cache(maxsize=4096)
+def _copied_id(text: str) -> str:
     return bounded(mask_personal(text))
 
 

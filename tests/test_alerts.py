@@ -169,6 +169,22 @@ def test_an_alert_of_50_events_with_240_kb_ids_fits_well_under_a_mebibyte_and_na
     assert short.evidence_event_ids == ["acc-7-2087", "x" * ID_CHARS]  # an id of a sane length stays whole
 
 
+def test_an_id_cited_again_is_masked_alike_and_an_overlong_one_is_not_kept(policy) -> None:
+    """An id is masked once while alerts cite it (`_copied_id`): a later revision's evidence reads
+    as the first's, and a request's whole text is masked at each revision rather than held."""
+    from streams.alerts import _copied_id
+
+    section = policy.detectors["bulk_query"]
+    ids = [f"open-{CARD}-1", f"sms-{MOBILE}", f"acc-7-{REQUEST}-1"]
+    _copied_id.cache_clear()
+    first, again = (build_alert(finding(revision=r, evidence_event_ids=ids), section) for r in (1, 2))
+    assert again.evidence_event_ids == first.evidence_event_ids
+    assert first.evidence_event_ids[:2] == ["open-{bank_card}-1", "sms-{cn_mobile}"]
+    assert len(first.evidence_event_ids[2]) == ID_CHARS
+    # the two ids and the actor and org (e1, S0101), not the 240 kB one
+    assert _copied_id.cache_info().currsize == 4
+
+
 def test_an_alert_cuts_an_overlong_name_in_its_summary_and_actor_and_keeps_the_rest(policy) -> None:
     transfer_id, actor = "T" + "ab" * 120_000, f"svc-{REQUEST}"
     alert = build_alert(
