@@ -200,6 +200,12 @@ class IncidentStage:
         self.window_ms = policy.window_hours * HOUR_MS
         self.tz = ZoneInfo(catalog.policy.recipients.timezone)
         self.checked = {k for c in policy.classes.values() for cond in c.conditions for k in cond.counts}
+        # the highest class of any field each category holds (`_category_top`), read once: a notice
+        # asked it of every field of the policy for each of its categories and members
+        self.tops: dict[str, str] = {}
+        for f in catalog.policy.classification.fields.values():
+            if _class_rank(f.jr_class.value) > _class_rank(self.tops.get(f.category, "")):
+                self.tops[f.category] = f.jr_class.value
 
     # -- input ----------------------------------------------------------------------------------
     def leakage_class(self, alert: Alert) -> str | None:
@@ -482,6 +488,7 @@ class IncidentStage:
             else IncidentStatus.updated
         )
         evidence = list(dict.fromkeys(e for m in members for e in m["evidence"]))[:EVIDENCE_LIMIT]
+        groups = _by_evidence(members)
         return Incident(
             incident_id=self.identify(state),
             follows=state.get("follows"),
@@ -501,18 +508,18 @@ class IncidentStage:
             **stored(list(dict.fromkeys(r for c in policies for r in c.regulation))),
             subjects=Subjects(
                 distinct=len(named),
-                reported=_once_per_evidence(members, "reported"),
-                unnamed=_once_per_evidence(members, _unnamed()),
+                reported=_once_per_evidence(groups, "reported"),
+                unnamed=_once_per_evidence(groups, _unnamed()),
                 unnamed_from=_unnamed_from(members),
                 by_class={c: len(by_class[c]) for c in CLASS_ORDER if c in by_class},
                 by_category={c: len(s) for c, s in sorted(by_category.items())},
                 pseudonyms=listed[: self.p.subject_list_limit],
                 truncated=len(listed) > self.p.subject_list_limit,
             ),
-            records=_at_least_legal(_once_per_evidence(members, "records"), members),
-            observations=_once_per_evidence(members, _figure("observations")),
-            devices=_once_per_evidence(members, _figure("devices")),
-            notice=self._notice(members, classes, by_category),
+            records=_at_least_legal(_once_per_evidence(groups, "records"), members),
+            observations=_once_per_evidence(groups, _figure("observations")),
+            devices=_once_per_evidence(groups, _figure("devices")),
+            notice=self._notice(members, groups, classes, by_category),
             deadlines=self._deadlines(classes, severity, detected if detected is not None else first),
             alerts=[
                 MemberAlert(
@@ -531,7 +538,11 @@ class IncidentStage:
         )
 
     def _notice(
-        self, members: Sequence[dict[str, Any]], classes: Sequence[str], by_category: dict[str, set[str]]
+        self,
+        members: Sequence[dict[str, Any]],
+        groups: Sequence[list[dict[str, Any]]],
+        classes: Sequence[str],
+        by_category: dict[str, set[str]],
     ) -> Notice:
         """PIPL art. 57 ¶1: categories, cause and possible harm; measures and what individuals can
         do; a contact. The categories and the cause come from the alerts, the rest from policy.
@@ -557,11 +568,11 @@ class IncidentStage:
                     c,
                     self._sent_class(members, c),
                     len(by_category.get(c, ())),
-                    _once_per_evidence(members, _unnamed(c)),
+                    _once_per_evidence(groups, _unnamed(c)),
                     # its own records: the art. 5 count is its tier's (`legal_tiers`), not each category's
-                    _once_per_evidence(members, _records_of(c)),
-                    _once_per_evidence(members, _figure("observations", c)),
-                    _once_per_evidence(members, _figure("devices", c)),
+                    _once_per_evidence(groups, _records_of(c)),
+                    _once_per_evidence(groups, _figure("observations", c)),
+                    _once_per_evidence(groups, _figure("devices", c)),
                 )
                 for c in read
             ],
@@ -647,12 +658,7 @@ class IncidentStage:
         if cid == UNDECLARED:  # JR/T 0171 §4.2 C1 c): what the policy does not class is C1
             return UNKNOWN_FIELD_CLASS.value
         if cid in self.catalog.policy.classification.categories:
-            classes = {
-                f.jr_class.value
-                for f in self.catalog.policy.classification.fields.values()
-                if f.category == cid
-            }
-            return next((c for c in CLASS_ORDER if c in classes), "C1")
+            return self.tops.get(cid, "C1")
         sdk_field = self.catalog.policy.sdks.sdk_fields.get(cid)
         return sdk_field.jr_class.value if sdk_field and sdk_field.jr_class else "C1"
 
@@ -720,18 +726,24 @@ def _detected(members: Sequence[dict[str, Any]]) -> int | None:
     return None if None in found else min(d for d in found if d is not None)
 
 
+def _by_evidence(members: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The members, grouped by their set of evidence events (`_once_per_evidence`), once per draft:
+    a notice's every figure of every category sorted each member's evidence again."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for m in members:
+        # no evidence: each alert its own
+        groups.setdefault(tuple(sorted(m["evidence"])) or (m["alert_id"],), []).append(m)
+    return list(groups.values())
+
+
 def _once_per_evidence(
-    members: Sequence[dict[str, Any]], figure: str | Callable[[dict[str, Any]], int]
+    groups: Sequence[list[dict[str, Any]]], figure: str | Callable[[dict[str, Any]], int]
 ) -> int:
     """A figure (a member's key, or a function of the member) summed over the alerts, once per
-    distinct set of evidence events: two rules broken by one transfer (no consent, an unapproved
-    recipient) are one transfer's records, not two."""
+    distinct set of evidence events (`_by_evidence`): two rules broken by one transfer (no consent,
+    an unapproved recipient) are one transfer's records, not two."""
     of = (lambda m: m[figure]) if isinstance(figure, str) else figure
-    best: dict[tuple[str, ...], int] = {}
-    for m in members:
-        key = tuple(sorted(m["evidence"])) or (m["alert_id"],)  # no evidence: each alert its own
-        best[key] = max(best.get(key, 0), of(m))
-    return sum(best.values())
+    return sum(max(0, *map(of, group)) for group in groups)
 
 
 def _unnamed(category: str | None = None) -> Callable[[dict[str, Any]], int]:
