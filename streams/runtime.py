@@ -48,7 +48,7 @@ from policy.catalog import Catalog
 from policy.storage import DAY_MS, Storage, load_storage
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
 from streams.alerts import latest
-from streams.changelog import Changelog, StateTooNew
+from streams.changelog import Changelog, StateTooNew, changelog_producer
 from streams.clickhouse import apply_ddl, preload_driver
 from streams.codecs import MESSAGE_MAX_BYTES, DeadLetter, Decoder, RawRecord, SchemaRegistryUnavailable
 from streams.config import SESSION_TIMEOUT_MS, Config
@@ -463,10 +463,7 @@ class Monitor:
             tables.transfers,
         )
         self.stats_sink = tables.stats
-        # its own producer: a changelog write waits for its records only (Changelog.write flushes)
-        self.changelog = Changelog(
-            Producer(producer_config(bootstrap, client_extra)), changelog_topic(config)
-        )
+        self.changelog = Changelog(changelog_producer(bootstrap, client_extra), changelog_topic(config))
         self._unsent_changes: dict[int, tuple[list[Any], dict[str, int]]] = {}  # written, not yet acked
         self.positions: dict[tuple[str, int], int] = {}  # processed, next offset to read
         # source partitions behind and not read from yet -> since when (monotonic; `_holding`)

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from test_keyed_state import changelog_topic, restored
 
-from streams.changelog import MARKER_KEY, Changelog
+from streams.changelog import MARKER_KEY, Changelog, changelog_producer
 from streams.changelog_parts import HEAD_HEADER, PART_BYTES, PART_PREFIX, split
 from streams.embedded import free_port
 from streams.keyed_state import KeyedStore
@@ -266,3 +266,15 @@ def test_no_marker_is_sent_unless_every_partitions_changes_were_acknowledged(bro
     log.producer.flush(10)
     assert [k for k, _, _ in log_records(broker, topic, 0)] in ([], [b"a"])
     assert log_records(broker, topic, 1) == []
+
+
+def test_a_record_whose_delivery_fails_fails_the_write(broker: str) -> None:
+    """The runtime's changelog producer reports failed deliveries only (`changelog_producer`): a
+    record `produce` took that then fails (here: its topic is not there, which the producer learns
+    from the broker's metadata, after the record was queued) still fails the write, and no marker
+    is sent."""
+    topic = "lifemon.state.never-created"
+    log = Changelog(changelog_producer(broker, {"topic.metadata.propagation.max.ms": 100}), topic)
+    with pytest.raises(SinkError, match=rf"changelog {topic}\[0\]") as e:
+        log.write(0, [(b"a", b"1")], {"pfi.access:0": 5})
+    assert "UNKNOWN_TOPIC_OR_PART" in str(e.value)  # the change's delivery report, not the marker's produce
