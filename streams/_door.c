@@ -335,6 +335,99 @@ error:
     return NULL;
 }
 
+PyDoc_STRVAR(group_slots_doc,
+"group_slots(cells, slots, slot_s)\n--\n\n"
+"A rollup block's cells {(minute in s, *labels): count} of the given slots (starts, in s, of\n"
+"`slot_s` seconds each) as {slot: (labels, flat)}: `labels` maps each distinct labels tuple to\n"
+"its index, in order of first appearance, and `flat` holds per cell its minute's offset in the\n"
+"slot, its labels' index and its count. Cells of other slots are left out.");
+
+static PyObject *
+door_group_slots(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyDict_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "group_slots(cells dict, slots, slot_s)");
+        return NULL;
+    }
+    PyObject *cells = args[0];
+    long long slot_s = PyLong_AsLongLong(args[2]);
+    if (slot_s == -1 && PyErr_Occurred())
+        return NULL;
+    if (slot_s <= 0) {
+        PyErr_SetString(PyExc_ValueError, "group_slots: slot_s must be positive");
+        return NULL;
+    }
+    PyObject *out = PyDict_New(), *iter = PyObject_GetIter(args[1]), *slot;
+    if (out == NULL || iter == NULL)
+        goto error;
+    while ((slot = PyIter_Next(iter)) != NULL) {
+        PyObject *group = Py_BuildValue("(NN)", PyDict_New(), PyList_New(0));
+        int rc = group == NULL ? -1 : PyDict_SetItem(out, slot, group);
+        Py_DECREF(slot);
+        Py_XDECREF(group);
+        if (rc < 0)
+            goto error;
+    }
+    if (PyErr_Occurred())
+        goto error;
+    /* a block's cells come in about the order they were counted, minute after minute: the slot
+     * of the last minute seen is looked up once for its run of cells */
+    long long last_minute = 0, start = 0;
+    PyObject *group = NULL; /* borrowed from `out`; NULL: the last minute's slot is not asked for */
+    int known = 0;
+    Py_ssize_t pos = 0;
+    PyObject *cell, *count;
+    while (PyDict_Next(cells, &pos, &cell, &count)) {
+        if (!PyTuple_Check(cell) || PyTuple_GET_SIZE(cell) < 1) {
+            PyErr_SetString(PyExc_TypeError, "group_slots: a cell must be a tuple (minute, *labels)");
+            goto error;
+        }
+        long long minute = PyLong_AsLongLong(PyTuple_GET_ITEM(cell, 0));
+        if (minute == -1 && PyErr_Occurred())
+            goto error;
+        if (!known || minute != last_minute) {
+            long long m = minute % slot_s;
+            start = minute - (m < 0 ? m + slot_s : m); /* floor, as Python's % */
+            PyObject *key = PyLong_FromLongLong(start);
+            if (key == NULL)
+                goto error;
+            group = PyDict_GetItemWithError(out, key);
+            Py_DECREF(key);
+            if (group == NULL && PyErr_Occurred())
+                goto error;
+            last_minute = minute;
+            known = 1;
+        }
+        if (group == NULL)
+            continue;
+        PyObject *labels = PyTuple_GET_ITEM(group, 0), *flat = PyTuple_GET_ITEM(group, 1);
+        PyObject *label = PyTuple_GetSlice(cell, 1, PyTuple_GET_SIZE(cell));
+        if (label == NULL)
+            goto error;
+        PyObject *index = PyDict_GetItemWithError(labels, label); /* borrowed */
+        if (index == NULL && !PyErr_Occurred()) {
+            PyObject *fresh = PyLong_FromSsize_t(PyDict_GET_SIZE(labels));
+            if (fresh != NULL && PyDict_SetItem(labels, label, fresh) == 0)
+                index = fresh; /* the dict holds it now */
+            Py_XDECREF(fresh);
+        }
+        Py_DECREF(label);
+        if (index == NULL)
+            goto error;
+        PyObject *offset = PyLong_FromLongLong(minute - start);
+        int rc = offset == NULL ? -1 : PyList_Append(flat, offset);
+        Py_XDECREF(offset);
+        if (rc < 0 || PyList_Append(flat, index) < 0 || PyList_Append(flat, count) < 0)
+            goto error;
+    }
+    Py_DECREF(iter);
+    return out;
+error:
+    Py_XDECREF(out);
+    Py_XDECREF(iter);
+    return NULL;
+}
+
 /* Append (raw, decode(raw.value)) to `ok`: 0. 1 when the record is for the caller to decode (see
  * decode_json), -1 on an error. */
 static int
@@ -904,6 +997,7 @@ done:
 static PyMethodDef door_methods[] = {
     {"pseudonymize", (PyCFunction)(void (*)(void))door_pseudonymize, METH_FASTCALL, pseudonymize_doc},
     {"count_rollup", (PyCFunction)(void (*)(void))door_count_rollup, METH_FASTCALL, count_rollup_doc},
+    {"group_slots", (PyCFunction)(void (*)(void))door_group_slots, METH_FASTCALL, group_slots_doc},
     {"decode_json", (PyCFunction)(void (*)(void))door_decode_json, METH_FASTCALL, decode_json_doc},
     {"doubtful_times", (PyCFunction)(void (*)(void))door_doubtful_times, METH_FASTCALL, doubtful_times_doc},
     {"names_scan", (PyCFunction)(void (*)(void))door_names_scan, METH_FASTCALL, names_scan_doc},

@@ -1,6 +1,6 @@
 """Types of the C module streams/_door.c."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 def pseudonymize(
@@ -19,6 +19,9 @@ def count_rollup(
     counted: dict[tuple[Any, ...], int],
     extra: tuple[tuple[str, ...], Mapping[tuple[Any, ...], tuple[Any, ...]], int] | None = None,
 ) -> list[tuple[int, tuple[str, ...]]]: ...
+def group_slots(
+    cells: dict[tuple[Any, ...], int], slots: Iterable[int], slot_s: int
+) -> dict[int, tuple[dict[tuple[Any, ...], int], list[int]]]: ...
 def decode_json(
     raws: list[Any], decode: Callable[[bytes], Any], max_bytes: int
 ) -> tuple[list[tuple[Any, Any]], int]: ...

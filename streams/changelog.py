@@ -35,8 +35,9 @@ MARKER_KEY = b"\x00offsets"  # a reserved key: compaction keeps the latest marke
 # Upgrades need no bump: a release reads every earlier format itself. Markers of the releases before
 # the number existed carry none and read as 1. 2: the forty-fourth stop's books in buckets, packed
 # inbox blocks with a released mark, incident members as keys of their own. 3: the forty-sixth
-# stop's bulk_query episode customers and incident members' customers in parts of their own.
-STATE_FORMAT = 3
+# stop's bulk_query episode customers and incident members' customers in parts of their own. 4: the
+# forty-ninth stop's rollup slots as a table of labels and a flat list of cells.
+STATE_FORMAT = 4
 # beside the offsets in the marker's JSON; '#' is not allowed in a topic name, so no input's key
 # meets it, and releases before it only look up their topics' keys, so they ignore it
 FORMAT_KEY = "#state_format"

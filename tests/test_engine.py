@@ -17,6 +17,8 @@ from streams.engine import (
     SEP,
     Engine,
     PartitionRollup,
+    _cells,
+    _slot_values,
     named_spelling,
 )
 from streams.pseudonym import Pseudonymizer
@@ -343,6 +345,51 @@ def test_a_checkpoint_saves_the_slots_that_changed_not_the_whole_block(policy, c
         assert saved == {f"{ROLLUP}t{SEP}0".encode(), f"{ROLLUP}t{SEP}0{SEP}{slot}".encode()}
 
 
+def test_a_slot_is_stored_as_its_labels_once_and_a_flat_list_of_cells() -> None:
+    """`_slot_values` (a C loop) keeps the cells of the slots asked, each labels tuple once in order
+    of first appearance, and restores them exactly, whatever order the cells were counted in."""
+    labels = [("access", "C2", f"S01{i:02d}", "success", "view") for i in range(5)]
+    cells = {(60 * m, *labels[(m * 7) % 5]): m + 1 for m in (31, 0, 12, 9, 10, 45, 3, 11, 1)}
+    cells[(600, *labels[0])] = 99
+    values = _slot_values(cells, {0, 600, 3000})
+    for slot, value in values.items():
+        expected = {c: n for c, n in cells.items() if c[0] - c[0] % 600 == slot}
+        assert _cells(msgspec.json.decode(msgspec.json.encode(value)), slot) == expected
+        seen = list(dict.fromkeys(c[1:] for c in expected))
+        assert [tuple(label) for label in value["labels"]] == seen
+        assert value["cells"] == [x for c, n in expected.items() for x in (c[0] - slot, seen.index(c[1:]), n)]
+    assert values[3000] == {"labels": [], "cells": []}  # a slot asked that holds nothing
+    assert 1800 not in values  # minute 31's slot, not asked
+
+
+def slot_rows(key: bytes, value: bytes) -> list[list]:
+    """A stored slot's cells as the rows `[*cell, count]` lifemon stored before the forty-ninth stop."""
+    slot = int(key.rsplit(SEP.encode(), 1)[1])
+    return [[*c, n] for c, n in _cells(msgspec.json.decode(value), slot).items()]
+
+
+def test_slots_stored_as_rows_by_an_earlier_lifemon_restore(policy, catalog) -> None:
+    """The slots the forty-eighth stop's lifemon stored as rows `[*cell, count]` restore as they
+    stand, and a slot saved again is stored the new way."""
+    raws = fed("access", access(n=30, customers=30, every_s=60))
+    expected, earlier = whole_and_part(policy, catalog, raws, 25)
+    sent = earlier.rollup_rows()
+    changes = [
+        (k, msgspec.json.encode(slot_rows(k, v)))
+        if k.startswith(f"{ROLLUP}t{SEP}0{SEP}".encode())
+        else (k, v)
+        for k, v in earlier.changes(0)
+    ]
+    assert sum(v.startswith(b"[[") for k, v in changes if k.startswith(ROLLUP.encode())) == 3
+    later = engine(policy, catalog)
+    later.restore(0, changes)
+    assert later.rollups[("t", 0)].cells == earlier.rollups[("t", 0)].cells
+    later.process("access", "t", 0, raws[25:])
+    assert final(sent, later.rollup_rows()) == expected
+    last = f"{ROLLUP}t{SEP}0{SEP}{T0 // 1000 + 1200}".encode()
+    assert msgspec.json.decode(dict(later.changes(0))[last]).keys() == {"labels", "cells"}
+
+
 def whole_and_part(policy, catalog, raws: list, upto: int) -> tuple[dict, Engine]:
     """The rollups of the records processed at once, and an engine that processed the first `upto`."""
     whole = engine(policy, catalog)
@@ -491,8 +538,8 @@ def test_rollups_saved_before_actions_keep_their_counts_under_none(policy, catal
     expected, earlier = whole_and_part(policy, catalog, raws, 25)
     sent = [(*r[:8], "", *r[9:]) for r in earlier.rollup_rows()]  # the column read '' before it was added
     changes = [
-        (k, msgspec.json.encode([[*c[:5], c[6]] for c in msgspec.json.decode(v)]))
-        if k.startswith(f"{ROLLUP}t{SEP}0{SEP}".encode())  # a slot's cells, five wide then
+        (k, msgspec.json.encode([[*c[:5], c[6]] for c in slot_rows(k, v)]))
+        if k.startswith(f"{ROLLUP}t{SEP}0{SEP}".encode())  # a slot's cells, as rows five wide then
         else (k, v)
         for k, v in earlier.changes(0)
     ]
