@@ -924,12 +924,14 @@ class BulkQueryDetector:
         """The window changed: seal what filled a chunk and its episodes' changed customers, delete
         the chunks and parts it no longer needs, and put it last (writing them may push older keys
         out of the cache, never the newest)."""
-        for key, (puts, deletes) in (
-            (chunk_key, win.chunks.seal((win.entries, win.events))),
-            (part_key, win.seal_parts()),
+        for key, (puts, deletes), put in (
+            # a sealed chunk is read again only once its window is loaded: encoded now, while its
+            # items are fresh in the CPU's cache, the checkpoint does not go through them again
+            (chunk_key, win.chunks.seal((win.entries, win.events)), self.store.put_cold),
+            (part_key, win.seal_parts(), self.store.put),
         ):
             for seq, value in puts:
-                self.store.put(key(actor, seq), value)
+                put(key(actor, seq), value)
             for seq in deletes:
                 self.store.delete(key(actor, seq))
         self._write_books(actor, win)

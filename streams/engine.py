@@ -705,6 +705,9 @@ class Namespace:
     def put(self, key: str, value: Any) -> None:
         self.store.put(self.prefix + key, value)
 
+    def put_cold(self, key: str, value: Any) -> None:
+        self.store.put_cold(self.prefix + key, value)
+
     def setdefault(self, key: str, new: Callable[[], Any]) -> Any:
         """The key's live value, or `new()` put there first (a key's first event)."""
         value = self.get(key, _MISSING)

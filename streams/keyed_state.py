@@ -145,9 +145,10 @@ class KeyedStore:
         self._evict()
 
     def put_cold(self, key: str, value: Any) -> None:
-        """`put` a value written once and seldom read (a duplicates window's chunk of ids): encoded
-        now and held only until the next checkpoint writes it, never as a live object in the cache,
-        where 100 000 keys of them outlived their use (a review measured 25 MB a window so)."""
+        """`put` a value written once and seldom read (a duplicates window's chunk of ids, a bulk_query
+        window's sealed chunk): encoded now and held only until the next checkpoint writes it, never
+        as a live object in the cache, where 100 000 keys of them outlived their use (a review
+        measured 25 MB a window so)."""
         self._cache.pop(key, None)
         self._dirty.discard(key)
         self._pending[key] = self.encode(value)
