@@ -59,6 +59,7 @@ from streams.lifecycle_ledger import DeletionLedger
 from streams.pseudonym import Pseudonymizer
 from streams.reference_dead_letters import ReferenceDeadLetters
 from streams.sinks import FatalSinkError, Sink, SinkError, StoppedInOutage
+from streams.sinks.clickhouse import verify_together
 from streams.sinks.kafka import (
     Encoded,
     KafkaTopicSink,
@@ -463,6 +464,7 @@ class Monitor:
             tables.transfers,
         )
         self.stats_sink = tables.stats
+        self.tables = tables.read_back_together()  # by `save`, once it wrote them all
         self.changelog = Changelog(changelog_producer(bootstrap, client_extra), changelog_topic(config))
         self._unsent_changes: dict[int, tuple[list[Any], dict[str, int]]] = {}  # written, not yet acked
         self.positions: dict[tuple[str, int], int] = {}  # processed, next offset to read
@@ -1403,6 +1405,7 @@ class Monitor:
                 for table in (self.rollup_sink, self.deletion_sink, self.contract_sink, self.transfer_sink):
                     table.flush()
                 self._write_stats()
+                verify_together(self.tables)
                 crash_point("after_flush", self.stats.total())
                 self._write_changelog()
                 crash_point("after_state", self.stats.total())

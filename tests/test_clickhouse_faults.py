@@ -24,7 +24,14 @@ import pytest
 
 from streams.clickhouse import PASSWORD_ENV, ClickHouseUnavailable, apply_ddl, connect
 from streams.sinks import FatalSinkError, SinkError
-from streams.sinks.clickhouse import DEAD_LETTER_COLUMNS, ClickHouseTableSink, Rejected, identity_row
+from streams.sinks.clickhouse import (
+    DEAD_LETTER_COLUMNS,
+    STATS_COLUMNS,
+    ClickHouseTableSink,
+    Rejected,
+    identity_row,
+    verify_together,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -262,6 +269,81 @@ def test_a_verified_flush_reads_back_by_the_leading_key(ch: Any, db: str) -> Non
         ("offset", "UInt64"),
     ]
     assert sink._probe.metadata_file is not None and sink._probe.metadata_file.exists()
+
+
+class Counted:
+    """The session's client, counting the queries sent through it."""
+
+    def __init__(self, client: Any):
+        self.client, self.queries = client, 0
+
+    def query(self, *args: Any, **kw: Any) -> Any:
+        self.queries += 1
+        return self.client.query(*args, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def together(client: Any, db: str) -> tuple[ClickHouseTableSink, ClickHouseTableSink]:
+    """A dead-letter sink and a stats sink that leave their batches to `verify_together`, probed."""
+    dead = dead_letter_sink(client, db)
+    stats = ClickHouseTableSink(client, f"{db}.pipeline_stats", STATS_COLUMNS, identity_row, "stats")
+    for sink in (dead, stats):
+        sink.unverified = []
+        sink._load_probe("read-back from")
+    return dead, stats
+
+
+def stats_row(events: int) -> tuple:
+    return (int(time.time() * 1000), "i-1", "access", events, 0, 0, 0, 0.0, 0)  # within the table's TTL
+
+
+def test_batches_of_several_tables_are_read_back_in_one_query(ch: Any, db: str) -> None:
+    """The runtime's sinks leave their batches to one read-back query per checkpoint
+    (`verify_together`), which proves each table's last row as each sink's own `verify` did."""
+    client = Counted(ch)
+    dead, stats = together(client, db)
+    dead.add([dead_letter(1), dead_letter(2)])
+    stats.add([stats_row(5)])
+    before = client.queries
+    assert dead.flush() == 2 and stats.flush() == 1
+    assert client.queries == before  # inserts only
+    verify_together([dead, stats])
+    assert client.queries == before + 1
+    assert dead.unverified == stats.unverified == [] and dead._buffer == stats._buffer == []
+    verify_together([dead, stats])  # nothing left to prove: no query
+    assert client.queries == before + 1
+
+
+def test_a_batch_read_back_together_and_not_found_goes_back_to_its_sink(ch: Any, db: str) -> None:
+    """A table that acknowledges inserts and keeps nothing, read back with another: its batch is
+    kept and sent again, with the error its own read-back gives; the other's counts as written."""
+    ch.command(f"CREATE TABLE {db}.void AS {db}.dead_letters ENGINE = Null")
+    dead, stats = together(ch, db)
+    void = ClickHouseTableSink(ch, f"{db}.void", DEAD_LETTER_COLUMNS, identity_row, "dlq→clickhouse")
+    void.unverified = []
+    stats.add([stats_row(7)])
+    void.add([dead_letter(1)])
+    assert stats.flush() == 1 and void.flush() == 1 and void._buffer == []
+    with pytest.raises(SinkError) as caught:
+        verify_together([dead, stats, void])
+    assert type(caught.value) is SinkError
+    assert str(caught.value).startswith(f"dlq→clickhouse: {db}.void acknowledged the insert but its last row")
+    assert void._buffer == [dead_letter(1)] and void.unverified == []
+    assert stats.unverified == [] and stats._buffer == []
+
+
+def test_a_table_dropped_before_the_read_back_together_is_fatal_and_named(ch: Any, db: str) -> None:
+    dead, stats = together(ch, db)
+    dead.add([dead_letter(1)])
+    stats.add([stats_row(1)])
+    assert dead.flush() == 1 and stats.flush() == 1
+    ch.command(f"DROP TABLE {db}.pipeline_stats")
+    with pytest.raises(FatalSinkError) as caught:
+        verify_together([dead, stats])
+    assert str(caught.value).startswith(f"stats: {db}.pipeline_stats is gone (")
+    assert len(stats._buffer) == 1
 
 
 # -- 3. refused values become rejections, the rest is written -------------------------------------------

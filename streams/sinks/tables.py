@@ -5,7 +5,7 @@ incidents` and `lifemon catalog gaps` read a replay as they read a live run."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from policy.contracts import RecipientBook
@@ -60,3 +60,11 @@ class Tables:
         )
         tables.contracts.add(contract_rows(book, int(time.time() * 1000)))
         return tables
+
+    def read_back_together(self) -> list[ClickHouseTableSink]:
+        """Every sink, set to leave its batches for `verify_together` to read back: a checkpoint
+        that wrote several tables proves them stored in one query."""
+        sinks = [getattr(self, f.name) for f in fields(self)]
+        for sink in sinks:
+            sink.unverified = []
+        return sinks
