@@ -233,13 +233,16 @@ def _held(ent: Entitlement, approval_id: str) -> Approval | None:
     )
 
 
-def uncovered(ev: Any, ctx: Context, store: Store) -> tuple[Approval | None, int | None, str | None]:
+def uncovered(
+    ev: Any, ctx: Context, store: Store, asked: dict[tuple[Any, ...], str | None] | None = None
+) -> tuple[Approval | None, int | None, str | None]:
     """bulk_query's question: (the approval the access names, how many of its records that
     approval leaves uncovered, why it covers none): 0 when it covers them all; the records past its
     budget when it covers the rest, what was left of the budget spent on them (one row over an
     approved export of 20 000 is one unapproved record, not 20 000: a probe's was a critical
-    alert); None when it covers none, and the reason. Spends the budget, so call once per access."""
-    approval, why, left = _spend(ev, ctx.entitlement(ev.actor_id, ev.ts), ctx, store, partial=True)
+    alert); None when it covers none, and the reason. Spends the budget, so call once per access.
+    `asked`: as `judge`'s, for a caller that judges a batch."""
+    approval, why, left = _spend(ev, ctx.entitlement(ev.actor_id, ev.ts), ctx, store, asked, partial=True)
     return approval, (left if why is None else None), why
 
 
@@ -278,7 +281,17 @@ def _spend(
     if why is None and asked is None:
         why = _asked(approval, ev, ent.actor_id, catalog) or _graded(approval, ent, ctx, ev.ts)
     elif why is None and asked is not None:
-        kind = (id(approval), ev.actor_id, ev.purpose, ev.system, tuple(ev.fields))
+        # all `_asked` and `_graded` read of the access: the action too (a take-out naming no data
+        # is judged by its class), and the org tree as it reads at its time (a merger within the batch)
+        kind = (
+            id(approval),
+            id(ent),
+            ev.purpose,
+            ev.system,
+            ev.action,
+            tuple(ev.fields),
+            _mergers_by(ctx, ev.ts),
+        )
         if kind not in asked:
             asked[kind] = _asked(approval, ev, ent.actor_id, catalog) or _graded(approval, ent, ctx, ev.ts)
         why = asked[kind]
@@ -295,9 +308,8 @@ def _spend(
         return approval, None, 0
     used = budget.spent + records(ev)
     left = max(used - approval.max_records, 0)
-    spent = f"its budget of {n_of(approval.max_records, 'record')} was spent ({used} needed)"
     if left and budget.spent >= approval.max_records:
-        return approval, spent, 0
+        return approval, _spent(approval, used), 0
     if budget.expires != approval.expires_ts:
         budget.expires = approval.expires_ts
         ctx.timers.register(key, approval.expires_ts)  # then the budget is forgotten
@@ -310,8 +322,20 @@ def _spend(
         budget.covered.add(c)
     store.put(key, budget)
     if left and not partial:
-        return approval, spent, 0
+        return approval, _spent(approval, used), 0
     return approval, None, left
+
+
+def _spent(approval: Approval, used: int) -> str:
+    """Why an approval's budget covers an access no more (said only then: most accesses fit it)."""
+    return f"its budget of {n_of(approval.max_records, 'record')} was spent ({used} needed)"
+
+
+def _mergers_by(ctx: Context, ts: int) -> int:
+    """The org mergers passed by `ts`: `ctx.as_read_at` reads the same org tree at two times with
+    as many (organisation.yaml `org_changes`, none in most banks)."""
+    orgs = ctx.refs.orgs
+    return 0 if orgs is None or not orgs.merged else sum(at <= ts for _, at in orgs.merged.values())
 
 
 class Budget:

@@ -135,6 +135,8 @@ class Consents(AsOf, Protocol):
 class Orgs(Protocol):
     """The org tree the reference feeds' whole paths gave (streams/org_tree.py)."""
 
+    merged: dict[str, tuple[str, int]]  # org merged away -> (the org it merged into, when)
+
     def path_of(self, org: str, written: Sequence[str]) -> Sequence[str]: ...
     def as_read(self, record: Any, ts: int) -> Any: ...
 

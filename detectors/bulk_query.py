@@ -793,6 +793,7 @@ class BulkQueryDetector:
     def process(self, stream: str, events: Sequence[Any], ctx: Context) -> Iterable[Finding]:
         by_actor: dict[str, list[Any]] = {}
         past_budget: dict[str, dict[str, int]] = {}  # actor -> what an approval left uncovered -> when
+        asked: dict[tuple[Any, ...], str | None] = {}  # what approvals cover, asked once per kind of access
         catalog = ctx.catalog
         # only a declared service account's run is scheduled (`Catalog.scheduled`): asked of its reads
         service = catalog.service_accounts or {}
@@ -806,7 +807,7 @@ class BulkQueryDetector:
                 continue  # a declared service account's scheduled run: the standing approval it records
             elif ev.approval_id:
                 # seed 004 流程描述(4)④: graded approval covers this access, or its records up to its budget
-                approval, left, why = approvals.uncovered(ev, ctx, self.store)
+                approval, left, why = approvals.uncovered(ev, ctx, self.store, asked)
                 if left == 0:
                     continue
                 if approval is not None and left is not None:

@@ -422,6 +422,21 @@ def test_an_approval_covers_its_purpose_and_budget_only(engine_factory) -> None:
     assert feed(unstated, access(customers=90, approval_id="AP7", purpose=None)) + unstated.drain() == []
 
 
+def test_what_an_approval_covers_is_asked_of_each_kind_of_access_in_a_batch(engine_factory) -> None:
+    """A batch asks the approval once per kind of access (`approvals.uncovered`'s memo), and the
+    action is of the kind: an export of fields the catalog does not know is judged as C2 data, which
+    a C2 approval covers, while the same fields queried are no data it names. 200 such queries after
+    the export, in one batch, count as they do one batch each."""
+    approval = audit_approval(max_records=1_000, categories=["C2"])
+    export = access(customers=1, fields=("zzz",), action="export", approval_id="AP7", purpose="audit")
+    queries = access(customers=200, start=1_000, fields=("zzz",), approval_id="AP7", purpose="audit")
+    said = "under approval AP7, which covers none of them (it does not cover the fields read)"
+    for batch_size in (10_000, 1):
+        engine = engine_factory(entitlement(approvals=[approval]))
+        (a,) = final(feed(engine, export + queries, batch_size) + engine.drain()).values()
+        assert said in a.summary and a.counts["customers"] == 200, (batch_size, a.summary)
+
+
 @pytest.mark.parametrize(
     "scope",
     [
