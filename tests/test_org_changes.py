@@ -243,6 +243,43 @@ def test_a_grant_by_the_merged_branchs_department_head_covers_its_staff_after_th
     assert monitor(merged, ents, customers, [export]) == []
 
 
+def test_a_batch_across_the_merger_judges_each_read_by_the_org_tree_at_its_time(merged) -> None:
+    """bulk_query asks what an approval covers once per kind of access in a batch: the mergers passed
+    by a read's time are of its kind. A lobby manager of S0101 reads under a grant by B03's department
+    head, 120 customers in the quarter hour before B03 merges into B01 (the head is over no org of
+    hers) and 120 in the quarter hour after (B01's head now): in one batch, the 120 before alone."""
+    grant = Approval(
+        approval_id="AP-B03",
+        purpose="complaint_handling",
+        max_records=500,
+        expires_ts=MERGED + 30 * DAY,
+        approver_id="E700001",
+        categories=["identity", "property"],
+        systems=["core_banking"],
+    )
+    ents = [
+        ent("E700001", "B03", role="br_dept_head"),
+        ent("E700002", "S0101", ts=MERGED - 2 * DAY, role="lobby_manager", approvals=[grant]),
+    ]
+    reads = [
+        AccessEvent(
+            event_id=f"ap-b03-{i}",
+            ts=MERGED - 15 * 60_000 + i * 7_500,
+            actor_id="E700002",
+            system="core_banking",
+            action="query",
+            subject_ids=[f"C{7_100_000 + i:07d}"],
+            fields=["customer_name", "account_balance"],
+            purpose="complaint_handling",
+            approval_id="AP-B03",
+        )
+        for i in range(240)
+    ]
+    (a,) = [a for a in monitor(merged, ents, [], reads) if a.detector == "bulk_query"]
+    assert a.counts["customers"] == 120 and a.last_seen < MERGED, a.summary
+    assert "not over the requester's org S0101" in a.summary
+
+
 # -- a campaign approved for the outlet's customers before the merger ---------------------------------
 def _campaign(audience: list[str], customers: list[str]) -> tuple[list, list, list]:
     sms = [
