@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from itertools import islice, takewhile
-from operator import attrgetter, itemgetter
+from operator import attrgetter, itemgetter, lt
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -422,6 +422,7 @@ class ActorWindow:
         "day_known",
         "late_day",
         "history",
+        "legal_room",
     )
 
     def __init__(self, tally: LegalTally) -> None:
@@ -478,6 +479,9 @@ class ActorWindow:
         # the closed episodes of the last `history_days`: [first read, last read, episodes,
         # customers, records], oldest first; the alerts after them name them
         self.history: list[list[int]] = []
+        # per legal tier, the tally's `added` at which its bounds could first reach a step, with the
+        # tally and its exact counts they were taken of (`BulkQueryDetector._legal_room`); never stored
+        self.legal_room: tuple[LegalTally, list[Any], list[int]] | None = None
 
     def add(self, entries: list[WindowEntry], tiers: tuple[int, ...], event_id: str, read: bool) -> None:
         """One access's (or transfer's) entries (same time, same categories: the same tiers)."""
@@ -1521,17 +1525,43 @@ class BulkQueryDetector:
         """Tier -> [records, customers, first ts, last ts] of the tiers whose count reached a legal
         threshold: the day's count, where it reached a step no closed episode reported (5 000 after
         500); else the records no closed episode reported, where they reached the lowest step."""
-        if len(win.tally.totals) != len(self._tiers):
+        tally = win.tally
+        if len(tally.totals) != len(self._tiers):
             return {}
+        room = win.legal_room
+        if (
+            room is not None
+            and room[0] is tally
+            and room[1] == tally.known
+            and all(map(lt, tally.added, room[2]))
+        ):
+            return {}  # a read of a batch that is not quiet, far from every step: most of them
         since = self._legal_since(win)
         reached = {}
         for i, floor in enumerate(self._tier_floor):
-            figures = self._step_reached(win, i) or win.tally.reached(
+            figures = self._step_reached(win, i) or tally.reached(
                 i, floor, win.entries, since, self._tiers_of
             )
             if figures is not None:
                 reached[str(i)] = list(figures)
+        if not reached:
+            win.legal_room = (tally, list(tally.known), self._legal_room(win))
         return reached
+
+    def _legal_room(self, win: ActorWindow) -> list[int]:
+        """Per tier, the tally's `added` from which `_legal_reached` could find it reached: its
+        bounds (`LegalTally.bound`, `_step_bound`) grow by no more than the records added, until a
+        close resets what it reported (`_close` drops the room) or a recount moves the tally's
+        exact counts (the room keeps those it was taken of). Until then the tiers need no look."""
+        tally, limits = win.tally, []
+        for i, floor in enumerate(self._tier_floor):
+            room = floor - tally.bound(i)
+            if i < len(win.reported) and self._reported_within(win, i):
+                step = self._next_step(win, i)
+                if step is not None:
+                    room = min(room, step - self._step_bound(win, i))
+            limits.append(tally.added[i] + room)
+        return limits
 
     def _step_reached(self, win: ActorWindow, tier: int) -> tuple[int, int, int, int] | None:
         """The tier's figures over the whole horizon if they reached a step no closed episode
@@ -1956,6 +1986,7 @@ class BulkQueryDetector:
         # the day's figures as they stand at its last access, wherever a batch happened to end
         ep.legal.update(self._legal_reached(win))
         win.episode = None
+        win.legal_room = None  # what it reports below moves the steps' bounds
         # what the episode reported must not open the next one: a new alert needs new reading
         win.evict_role(ep.end - 1)
         win.legal_since = max(win.legal_since, ep.last_seen)

@@ -1274,3 +1274,60 @@ def test_a_spree_restored_from_its_parts_after_every_checkpoint_gives_every_revi
     got, changelog = restarted_after_every_batch(engine_factory, ents, events, 6)
     assert any(v is None and b"\x1fe:" in k for k, v in changelog), "never written whole again"
     assert [a.model_dump() for a in got] == [a.model_dump() for a in expected]
+
+
+def test_a_batch_short_of_every_step_opens_the_law_s_episode_at_the_read_that_reaches_it(
+    engine_factory,
+) -> None:
+    """Reads two minutes apart never fill the role window, but each batch's bound says it might: read
+    one by one, they skip the legal tiers while their bounds cannot reach a step
+    (`BulkQueryDetector._legal_room`). The 50th property record, the last read of its batch, still
+    opens the law's episode in that batch, not at the next read."""
+    engine = engine_factory()
+    reads = access(customers=50, every_s=120)
+    assert feed(engine, reads[:40]) == []
+    alerts = feed(engine, reads[40:], offset=40)
+    (alert,) = alerts
+    assert alert.counts["legal_records"] == 50 and alert.last_seen == reads[-1].ts
+    assert alert.event_count == 50 and alert.severity.value == "high"
+
+
+def test_a_bank_day_read_one_by_one_gives_the_same_alerts_without_the_legal_room(
+    engine_factory, policy, catalog, monkeypatch
+) -> None:
+    """Batches of 10 000: most actors' reads go one by one, and `_legal_room` spares them the legal
+    tiers' look. Without it (every read looks), the same alerts, revision by revision."""
+    from detectors.bulk_query import BulkQueryDetector
+    from schemas.structs import from_model
+    from streams.codecs import RawRecord
+    from streams.workload import generate
+
+    workload = generate(40_000, seed=11, policy=policy)
+    day = [r for s, _, r in workload.records if s == "access"]
+    spared = [0]
+    real = BulkQueryDetector._legal_reached
+
+    def counted(self, win):
+        before = win.legal_room
+        found = real(self, win)
+        spared[0] += before is not None and before is win.legal_room and not found
+        return found
+
+    def run() -> list:
+        engine = engine_factory()
+        for ref in ("entitlements", "customers"):
+            engine.apply_reference(ref, [from_model(ref, x) for s, _, x in workload.records if s == ref])
+        alerts = []
+        for i in range(0, len(day), 10_000):
+            batch = [
+                (RawRecord("pfi.access", 0, i + j, None), from_model("access", a))
+                for j, a in enumerate(day[i : i + 10_000])
+            ]
+            alerts += engine.process("access", "pfi.access", 0, batch) + engine.advance()
+        return [a.model_dump() for a in alerts + engine.drain()]
+
+    monkeypatch.setattr(BulkQueryDetector, "_legal_reached", counted)
+    roomy = run()
+    assert spared[0] > 1000, spared
+    monkeypatch.setattr(BulkQueryDetector, "_legal_room", lambda self, win: [-1] * len(self._tiers))
+    assert len(roomy) > 10 and run() == roomy
