@@ -772,6 +772,7 @@ class BulkQueryDetector:
         self._day_ms = min(DAY_MS, self.horizon_ms)
         daily = [params.default_daily_customers, *params.role_daily_customers.values()]
         self._lowest_daily = min((d for d in daily if d is not None), default=None)
+        self._last_measures: tuple[Any, int, int | None] = (self, 0, None)  # none asked yet (`_measures`)
         self._measure_steps = sorted(params.measure_escalation, key=attrgetter("multiple"))
         self._history_ms = params.history_days * DAY_MS
         self._repeat_steps = sorted(params.repeat_escalation, key=attrgetter("days"))
@@ -1681,7 +1682,20 @@ class BulkQueryDetector:
 
     def _threshold(self, ent: Any) -> int:
         """Milli-units."""
-        return round(_of_role(ent, self.p.role_thresholds, self.p.default_threshold) * MILLI)
+        return self._measures(ent)[1]
+
+    def _measures(self, ent: Any) -> tuple[Any, int, int | None]:
+        """(an entitlement version, its threshold, its day measure): the last version asked is kept,
+        as an actor's reads one by one ask of the same one (the version kept alive, its id is no
+        other's)."""
+        last = self._last_measures
+        if last[0] is not ent:
+            last = self._last_measures = (
+                ent,
+                round(_of_role(ent, self.p.role_thresholds, self.p.default_threshold) * MILLI),
+                _of_role(ent, self.p.role_daily_customers, self.p.default_daily_customers),
+            )
+        return last
 
     def _episode(self, start: int, end: int, ent: Any) -> Episode:
         """An episode opened under the actor's role threshold, the role kept to read it again."""
@@ -1707,7 +1721,7 @@ class BulkQueryDetector:
 
     def _daily(self, ent: Any) -> int | None:
         """The actor's day measure, in customers (None: none)."""
-        return _of_role(ent, self.p.role_daily_customers, self.p.default_daily_customers)
+        return self._measures(ent)[2]
 
     def _refresh_severity(self, ep: Episode, repeated: tuple[int, RepeatStep | None] = (1, None)) -> bool:
         """Set the episode's severity from its counts (the episode's own, or the day's legal count,
@@ -1784,10 +1798,14 @@ class BulkQueryDetector:
             day = win.day = self._day_customers(win, since)[0]
         if len(day) < self._lowest_daily:
             return None
+        measure = self._daily(ctx.entitlement(ev.actor_id, ev.ts))
+        # the customers whose last read the day has left only add to it: forgotten once it would reach
+        # the measure with them (a read's scan of the day's hundreds of customers, else)
+        if measure is None or len(day) < measure:
+            return None
         for gone in [c for c, ts in day.items() if ts <= since]:
             del day[gone]
-        measure = self._daily(ctx.entitlement(ev.actor_id, ev.ts)) if len(day) >= self._lowest_daily else None
-        return measure if measure is not None and len(day) >= measure else None
+        return measure if len(day) >= measure else None
 
     def _open_counted(
         self, ev: Any, cls: JrClass, win: ActorWindow, ctx: Context, unnamed: str | None = None
