@@ -57,7 +57,7 @@ from detectors.base import (
 )
 from detectors.books import Book, book_key, buckets_of
 from detectors.episode_parts import PARTS, customers_of, part_key, part_of
-from detectors.legal_tally import Entry, LegalTally, TiersOf, count, reached_at
+from detectors.legal_tally import Entry, LegalTally, TiersOf, count, reached_at, records_by_tier
 from detectors.window_chunks import Chunks, chunk_key
 from policy.catalog import UNSTATED
 from policy.clause import Clause
@@ -89,6 +89,8 @@ _PURPOSE = attrgetter("purpose")
 # read returns as that work, the book's id on an ordinary day)
 Kind = tuple[Any, str, Counter | OwnBook | None, int, str]
 _C2 = CLASS_RANK[JrClass.C2]
+# a rank's class as an alert names it: an enum's `.value` costs a descriptor call, per customer
+_CLASS_NAME = {rank: cls.value for rank, cls in RANK_CLASS.items()}
 # the most entries an actor's history of episodes keeps (`BulkQueryDetector._remember`): 64 of five
 # integers, the two oldest added up into one past it
 HISTORY_LIMIT = 64
@@ -356,7 +358,11 @@ def _share(known: list[Any], wanted: frozenset[str] | None) -> int:
     `wanted` (None: every record): the most rows one access returned of any of them."""
     if wanted is None:
         return known[0]
-    return max((n for cat, n in known[1].items() if cat in wanted), default=0)
+    most = 0  # a loop, not max() of a generator: an episode's first count runs it for thousands
+    for cat, n in known[1].items():
+        if n > most and cat in wanted:
+            most = n
+    return most
 
 
 def _figures(known: list[Any]) -> list[Any]:
@@ -2010,13 +2016,12 @@ class BulkQueryDetector:
         win.legal_since = max(win.legal_since, ep.last_seen)
         if len(win.reported) != len(self._tiers):
             win.reported = [[0, 0, 0, 0] for _ in self._tiers]
-        since = win.last_ts - self.horizon_ms
+        totals = records_by_tier(len(self._tiers), win.entries, win.last_ts - self.horizon_ms, self._tiers_of)
         for i, steps in enumerate(self._tier_steps):  # the day's count now, and the steps it reported
             figures = ep.legal.get(str(i))
             done = max((s for s in steps if figures and s <= figures[0]), default=0)
             kept = win.reported[i][0] if self._reported_within(win, i) else 0
-            total = count(i, win.entries, since, self._tiers_of)[0]
-            win.reported[i] = [max(done, kept), win.last_ts, total, win.tally.added[i]]
+            win.reported[i] = [max(done, kept), win.last_ts, totals[i], win.tally.added[i]]
         # the day's customers at its last read, as the law's above: an episode the role window opened
         # and a batch closed reached the day measure after the batch's last note (a probe's closed
         # alert lost the day's 200 customers its open revision had said)
@@ -2043,7 +2048,7 @@ class BulkQueryDetector:
         by_class = {"C3": 0, "C2": 0, "C1": 0}
         by_category: dict[str, int] = {}
         for n, rows, rank in ep.customers.values():
-            by_class[RANK_CLASS[rank].value] += n
+            by_class[_CLASS_NAME[rank]] += n
             for c, k in rows.items():
                 by_category[c] = by_category.get(c, 0) + k
         total = sum(by_class.values())
@@ -2054,7 +2059,7 @@ class BulkQueryDetector:
         subjects_by_class: dict[str, list[str]] = {}
         for cid in named:
             _, cats, rank = ep.customers[cid]
-            subjects_by_class.setdefault(RANK_CLASS[rank].value, []).append(cid)
+            subjects_by_class.setdefault(_CLASS_NAME[rank], []).append(cid)
             for c in cats:
                 subjects_by_category.setdefault(c, []).append(cid)
         # the episode's span: the day's and the law's counts below have their own, and may hold

@@ -89,6 +89,17 @@ def count(tier: int, entries: Iterable[Entry], since: int, tiers_of: TiersOf) ->
     return sum(most.values()), sum(1 for c in most if not c.startswith("#")), first, last
 
 
+def records_by_tier(tiers: int, entries: Iterable[Entry], since: int, tiers_of: TiersOf) -> list[int]:
+    """Each tier's records after `since`, as `count` counts them, in one pass over the entries."""
+    most: list[dict[str, int]] = [{} for _ in range(tiers)]
+    for ts, cid, _, n, cats, _ in entries:
+        if ts > since:
+            for i in tiers_of(cats):
+                if n > most[i].get(cid, 0):
+                    most[i][cid] = n
+    return [sum(m.values()) for m in most]
+
+
 def reached_at(tier: int, floor: int, entries: Iterable[Entry], since: int, tiers_of: TiersOf) -> int | None:
     """The time of the entry at which the tier's count after `since` (see `count`) first reached
     `floor`, in event time (ties in arrival order); None if it has not. The same entries give the
