@@ -778,7 +778,7 @@ class BulkQueryDetector:
         self._day_ms = min(DAY_MS, self.horizon_ms)
         daily = [params.default_daily_customers, *params.role_daily_customers.values()]
         self._lowest_daily = min((d for d in daily if d is not None), default=None)
-        self._last_measures: tuple[Any, int, int | None] = (self, 0, None)  # none asked yet (`_measures`)
+        self._measures_of: dict[int, tuple[Any, int, int | None]] = {}  # `_measures`
         self._measure_steps = sorted(params.measure_escalation, key=attrgetter("multiple"))
         self._history_ms = params.history_days * DAY_MS
         self._repeat_steps = sorted(params.repeat_escalation, key=attrgetter("days"))
@@ -1691,17 +1691,19 @@ class BulkQueryDetector:
         return self._measures(ent)[1]
 
     def _measures(self, ent: Any) -> tuple[Any, int, int | None]:
-        """(an entitlement version, its threshold, its day measure): the last version asked is kept,
-        as an actor's reads one by one ask of the same one (the version kept alive, its id is no
-        other's)."""
-        last = self._last_measures
-        if last[0] is not ent:
-            last = self._last_measures = (
+        """(an entitlement version, its threshold, its day measure), kept by the version's id: an
+        actor's reads one by one, and each of its batches, ask of the same one (the version kept
+        with them, its id is no other's); forgotten at 100 000, as `_kinds`."""
+        found = self._measures_of.get(id(ent))
+        if found is None or found[0] is not ent:
+            if len(self._measures_of) >= 100_000:
+                self._measures_of = {}
+            found = self._measures_of[id(ent)] = (
                 ent,
                 round(_of_role(ent, self.p.role_thresholds, self.p.default_threshold) * MILLI),
                 _of_role(ent, self.p.role_daily_customers, self.p.default_daily_customers),
             )
-        return last
+        return found
 
     def _episode(self, start: int, end: int, ent: Any) -> Episode:
         """An episode opened under the actor's role threshold, the role kept to read it again."""
