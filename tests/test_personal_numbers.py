@@ -189,6 +189,53 @@ def test_a_long_number_that_holds_no_personal_number_is_left_to_c() -> None:
     assert [i for i, _ in _door.names_scan([Named(x) for x in kept], ("name",), ())[1]] == [0, 1, 2, 3]
 
 
+def test_a_client_address_alone_is_left_to_c_and_its_near_misses_are_not() -> None:
+    """A dotted IPv4 address of 11 or 12 digits holds no personal number (a card or resident ID
+    has 15 digits or more, a mobile number a group of four at least): the C search passes a client's
+    address by. Shapes beside it that hold one (a mobile 3-4-4 with a fourth group, a card dotted
+    in fours) still go to Python, and every near miss is passed by only where the seal keeps it."""
+    seal = NumberSeal(Pseudonymizer(b"k" * 32).digest)
+
+    class Named:
+        def __init__(self, name: str):
+            self.name = name
+
+    def looked_at(text: str) -> bool:
+        return _door.names_scan([Named(text)], ("name",), ())[1] != []
+
+    addresses = [
+        "10.250.190.244",
+        "192.168.100.200",
+        "ip 10.250.190.244 via 172.16.254.101",
+        "x10.250.190.244X",
+    ]
+    for text in addresses:
+        assert seal.text(text) == text and not looked_at(text), text
+    mobile, card = (
+        MOBILE[:3] + "." + MOBILE[3:7] + "." + MOBILE[7:],
+        ".".join(CARD[k : k + 4] for k in range(0, 16, 4)),
+    )
+    near = [
+        "+10.250.190.244",
+        "10.250.190.244.",
+        "10.250.190.244.5",
+        "10.250.190.2445",
+        "1.10.250.190.244",
+        "10..250.190.244",
+        "10.250.190,244",
+        "10.250.190.244 - 5",
+        f"{mobile}.1",
+        card,
+        f"{card}.{CARD[16:]}",
+    ]
+    for text in near:
+        assert looked_at(text) or seal.text(text) == text, text
+    assert (
+        seal.text(f"{mobile}.1") != f"{mobile}.1"
+        and seal.text(f"{card}.{CARD[16:]}") != f"{card}.{CARD[16:]}"
+    )
+
+
 def test_sealed_names_are_keyed_and_keep_one_number_one_name() -> None:
     ring = Pseudonymizer(b"k" * 32)
     seal, other = NumberSeal(ring.digest), NumberSeal(Pseudonymizer(b"j" * 32).digest)
