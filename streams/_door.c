@@ -11,6 +11,8 @@
 #include <Python.h>
 #include <string.h>
 
+#include "_slots.h"
+
 /* The pseudonym of `id`: the cache's, else compute(id). A new reference, or NULL with an error. */
 static PyObject *
 pseudonym_of(PyObject *cache, PyObject *compute, PyObject *id)
@@ -42,10 +44,11 @@ door_pseudonymize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "pseudonymize: records must be a list, attr a str, cache a dict");
         return NULL;
     }
+    Slot slot = {0};
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
         /* held, not borrowed: compute (Python) may change `records` before the record is set */
         PyObject *record = Py_NewRef(PyList_GET_ITEM(records, i));
-        PyObject *value = PyObject_GetAttr(record, attr);
+        PyObject *value = slot_get(&slot, record, attr);
         if (value == NULL) {
             Py_DECREF(record);
             return NULL;
@@ -82,13 +85,13 @@ door_pseudonymize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* attr's value of `record` looked up in `labels` (a dict subclass whose __missing__ makes the
  * label), or `none` when attr is None. A new reference, or NULL with an error. */
 static PyObject *
-label_of(PyObject *record, PyObject *attr, PyObject *labels, PyObject *none)
+label_of(Slot *slot, PyObject *record, PyObject *attr, PyObject *labels, PyObject *none)
 {
     if (attr == Py_None) {
         Py_INCREF(none);
         return none;
     }
-    PyObject *value = PyObject_GetAttr(record, attr);
+    PyObject *value = slot_get(slot, record, attr);
     if (value == NULL)
         return NULL;
     PyObject *label = PyObject_GetItem(labels, value);
@@ -251,13 +254,14 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *ts_name = PyUnicode_InternFromString("ts");
     if (gaps == NULL || empty == NULL || ts_name == NULL)
         goto error;
+    Slot ts_slot = {0}, fields_slot = {0}, org_slot = {0}, outcome_slot = {0}, action_slot = {0};
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events); i++) {
         /* held, not borrowed: a label's __missing__ (Python) may change `events` while ev is used */
         PyObject *ev = Py_NewRef(PyList_GET_ITEM(events, i));
         PyObject *ts = NULL, *minute = NULL, *fields = NULL, *key = NULL, *cover = NULL;
         PyObject *org = NULL, *outcome = NULL, *action = NULL, *cell = NULL;
         int ok = 0;
-        ts = PyObject_GetAttr(ev, ts_name);
+        ts = slot_get(&ts_slot, ev, ts_name);
         if (ts == NULL)
             goto next;
         long long ms = PyLong_AsLongLong(ts);
@@ -269,7 +273,7 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         minute = PyLong_FromLongLong(q * 60);
         if (minute == NULL)
             goto next;
-        fields = PyObject_GetAttr(ev, fields_attr);
+        fields = slot_get(&fields_slot, ev, fields_attr);
         if (fields == NULL)
             goto next;
         key = PySequence_Tuple(fields);
@@ -282,9 +286,9 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyErr_SetString(PyExc_TypeError, "count_rollup: coverage labels must be (class, unknown ids)");
             goto next;
         }
-        org = label_of(ev, org_attr, orgs, empty);
-        outcome = org == NULL ? NULL : label_of(ev, outcome_attr, outcomes, empty);
-        action = outcome == NULL ? NULL : label_of(ev, action_attr, outcomes, empty);
+        org = label_of(&org_slot, ev, org_attr, orgs, empty);
+        outcome = org == NULL ? NULL : label_of(&outcome_slot, ev, outcome_attr, outcomes, empty);
+        action = outcome == NULL ? NULL : label_of(&action_slot, ev, action_attr, outcomes, empty);
         if (action == NULL)
             goto next;
         cell = PyTuple_Pack(6, minute, stream, PyTuple_GET_ITEM(cover, 0), org, outcome, action);
@@ -953,7 +957,7 @@ scan_value(PyObject *value, PyObject *parts, const Words *words, int *number, in
 /* names_scan's loop: `parts` gets every string, then each record's end mark */
 static int
 scan_records(PyObject *records, PyObject *attrs, const Words *words, PyObject *parts, PyObject *end,
-             PyObject *numbers, PyObject *secrets)
+             PyObject *numbers, PyObject *secrets, Slot *slots)
 {
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
         /* held: a getter written in Python may drop it from the list */
@@ -961,7 +965,7 @@ scan_records(PyObject *records, PyObject *attrs, const Words *words, PyObject *p
         int failed = 0;
         for (Py_ssize_t a = 0; a < PyTuple_GET_SIZE(attrs) && !failed; a++) {
             PyObject *attr = PyTuple_GET_ITEM(attrs, a);
-            PyObject *value = PyObject_GetAttr(record, attr);
+            PyObject *value = slot_get(&slots[a], record, attr);
             if (value == NULL) {
                 failed = 1;
                 break;
@@ -998,13 +1002,17 @@ door_names_scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     /* one per call, off the stack (6 kB): a getter run by the scan may call this again */
     Words *words = PyMem_Calloc(1, sizeof *words);
-    if (words == NULL)
+    Slot *slots = PyMem_Calloc(PyTuple_GET_SIZE(args[1]) + 1, sizeof *slots);
+    if (words == NULL || slots == NULL) {
+        PyMem_Free(words);
+        PyMem_Free(slots);
         return PyErr_NoMemory();
+    }
     PyObject *result = NULL, *separator = NULL, *text = NULL;
     PyObject *parts = PyList_New(0), *end = PyUnicode_FromString("\x1e");
     PyObject *numbers = PyList_New(0), *secrets = PyList_New(0);
     if (parts == NULL || end == NULL || numbers == NULL || secrets == NULL || read_words(words, args[2]) < 0
-        || scan_records(args[0], args[1], words, parts, end, numbers, secrets) < 0)
+        || scan_records(args[0], args[1], words, parts, end, numbers, secrets, slots) < 0)
         goto done;
     separator = PyUnicode_FromString("\x1f");
     text = separator == NULL ? NULL : PyUnicode_Join(separator, parts);
@@ -1012,6 +1020,7 @@ door_names_scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         result = PyTuple_Pack(3, text, numbers, secrets);
 done:
     PyMem_Free(words);
+    PyMem_Free(slots);
     Py_XDECREF(parts);
     Py_XDECREF(end);
     Py_XDECREF(numbers);

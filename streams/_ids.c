@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_slots.h"
+
 /* -- SipHash-2-4, 128-bit output (Aumasson and Bernstein's reference algorithm) ---------------- */
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
@@ -323,12 +325,12 @@ joined_key(PyObject *id, PyObject *ts)
 /* "<event_id>\x1f<ts>": a retry repeats both; two systems numbering their events from one counter
  * repeat the id alone (a probe's CRM harvest dropped as core banking's duplicates) */
 static PyObject *
-event_key(PyObject *ev, PyObject *id_name, PyObject *ts_name)
+event_key(Slot *slots, PyObject *ev, PyObject *id_name, PyObject *ts_name)
 {
-    PyObject *id = PyObject_GetAttr(ev, id_name);
+    PyObject *id = slot_get(&slots[0], ev, id_name);
     if (id == NULL)
         return NULL;
-    PyObject *ts = PyObject_GetAttr(ev, ts_name);
+    PyObject *ts = slot_get(&slots[1], ev, ts_name);
     if (ts == NULL) {
         Py_DECREF(id);
         return NULL;
@@ -359,6 +361,7 @@ IdWindow_first(IdWindow *w, PyObject *const *args, Py_ssize_t nargs)
     PyObject *kept = PyList_New(0), *name = PyUnicode_InternFromString("event_id"),
              *ts_name = PyUnicode_InternFromString("ts");
     Py_ssize_t duplicates = 0;
+    Slot slots[2] = {{0}}; /* event_id, ts */
     if (kept == NULL || name == NULL || ts_name == NULL)
         goto error;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(decoded); i++) {
@@ -376,7 +379,7 @@ IdWindow_first(IdWindow *w, PyObject *const *args, Py_ssize_t nargs)
             PyErr_SetString(PyExc_TypeError, "first: decoded must hold (raw, event) pairs");
             goto error;
         }
-        PyObject *id = ids == Py_None ? event_key(PyTuple_GET_ITEM(pair, 1), name, ts_name)
+        PyObject *id = ids == Py_None ? event_key(slots, PyTuple_GET_ITEM(pair, 1), name, ts_name)
                                       : Py_NewRef(PyList_GET_ITEM(ids, i));
         if (id == NULL) {
             Py_DECREF(pair);

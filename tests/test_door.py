@@ -354,6 +354,81 @@ def test_msgspec_structs_as_the_engine_reads_them() -> None:
         _door.pseudonymize([Frozen("C1")], "subject", {}, lambda i: "p-" + i)
 
 
+class Slotted:
+    __slots__ = ("ts", "fields", "org", "outcome", "name")
+
+    def __init__(self, ts: int, fields: list, org: str, outcome: str, name: str):
+        self.ts, self.fields, self.org, self.outcome, self.name = ts, fields, org, outcome, name
+
+
+def test_an_attribute_is_read_as_getattr_reads_it_whoever_holds_it() -> None:
+    """The C loops read a Struct's field at its slot (streams/_slots.h), remembered per name while
+    the record's type and its version stay: records of several types in one batch, the same name at
+    another offset, a slot left empty, a subclass's property over a field, a plain object, and a type
+    changed between two of its records by Python the loop runs, are each read as getattr reads them."""
+
+    class Rec(msgspec.Struct):
+        ts: int
+        fields: list[str]
+        org: str
+        outcome: str
+        name: str
+
+    class Wider(msgspec.Struct):  # the same names at other offsets
+        pad: str
+        name: str
+        outcome: str
+        org: str
+        fields: list[str]
+        ts: int
+
+    class Shown(Rec):
+        @property  # type: ignore[misc]
+        def name(self) -> str:
+            return "shown"
+
+    empty = Slotted(1, ["b"], "o2", "denied", "e")
+    del empty.name
+    records = [
+        Rec(60_000, ["a"], "o1", "ok", "r1"),
+        Wider("p", "w1", "denied", "o2", ["b"], 120_000),
+        Rec(61_000, ["a"], "o1", "ok", "r2"),
+        Slotted(0, ["a", "b"], "o3", "ok", "s1"),
+        Shown(1, [], "o1", "ok", "hidden"),
+        SimpleNamespace(ts=2, fields=["a"], org="o2", outcome="ok", name="n1"),
+        Rec(3, ["b"], "o1", "denied", "r3"),
+    ]
+    text = _door.names_scan(records, ("name", "org"), ())[0]
+    assert text == "\x1f".join(f"{r.name}\x1f{r.org}\x1f\x1e" for r in records)
+    with pytest.raises(AttributeError):
+        _door.names_scan([records[0], empty], ("org", "name"), ())
+    coverage = {("a",): ("c1", ()), ("b",): ("c2", ()), ("a", "b"): ("c3", ()), (): ("c0", ())}
+    orgs, outcomes = {o: o.upper() for o in ("o1", "o2", "o3")}, {"ok": "OK", "denied": "NO"}
+    counted, expected = {}, {}
+    assert (
+        _door.count_rollup(records, "s", "fields", "org", "outcome", None, coverage, orgs, outcomes, counted)
+        == []
+    )
+    ref_count_rollup(records, "s", "fields", "org", "outcome", None, coverage, orgs, outcomes, expected)
+    assert counted == expected and sum(counted.values()) == len(records)
+
+    class Changing:
+        __slots__ = ("subject",)
+
+        def __init__(self, subject: str):
+            self.subject = subject
+
+    written: list[str] = []
+
+    def compute(i: str) -> str:
+        # Python run between two records of one type gives the field a property: the next is read through it
+        Changing.subject = property(lambda self: "C9", lambda self, v: written.append(v))  # type: ignore[assignment]
+        return "p-" + i
+
+    _door.pseudonymize([Changing("C1"), Changing("C2")], "subject", {"C9": "p9"}, compute)
+    assert written == ["p-C1", "p9"]
+
+
 # -- odd input: a clear exception, never a crash nor a SystemError ------------------------------------
 class Boom(Exception):
     pass
