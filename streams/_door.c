@@ -27,23 +27,44 @@ pseudonym_of(PyObject *cache, PyObject *compute, PyObject *id)
     return PyObject_CallOneArg(compute, id);
 }
 
+/* Whether `value`, a record's customer ids as pseudonymized, may name a customer twice or none: a
+ * list of more than one, or of the `blank` one alone; the `blank` one itself. 1, 0, or -1 with an error. */
+static int
+may_name_twice_or_none(PyObject *value, PyObject *blank)
+{
+    if (!PyList_Check(value))
+        return PyObject_RichCompareBool(value, blank, Py_EQ);
+    if (PyList_GET_SIZE(value) != 1)
+        return PyList_GET_SIZE(value) > 1;
+    PyObject *only = Py_NewRef(PyList_GET_ITEM(value, 0)); /* its __eq__ may change the list */
+    int same = PyObject_RichCompareBool(only, blank, Py_EQ);
+    Py_DECREF(only);
+    return same;
+}
+
 PyDoc_STRVAR(pseudonymize_doc,
-"pseudonymize(records, attr, cache, compute)\n--\n\n"
+"pseudonymize(records, attr, cache, compute, blank=None)\n--\n\n"
 "Replace each record's `attr` (a customer id, or a list of them) by its pseudonym: `cache[id]`,\n"
-"else `compute(id)`. A list is changed in place; None stays None.");
+"else `compute(id)`. A list is changed in place; None stays None. With `blank` (an empty id's\n"
+"pseudonym), returns the records whose `attr` may then name a customer twice or none (a list of\n"
+"more than one, or of `blank` alone; `blank` itself), for the engine to look at again; else None.");
 
 static PyObject *
 door_pseudonymize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "pseudonymize(records, attr, cache, compute) takes 4 arguments");
+    if (nargs != 4 && nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "pseudonymize(records, attr, cache, compute, blank=None) takes 4 or 5 arguments");
         return NULL;
     }
     PyObject *records = args[0], *attr = args[1], *cache = args[2], *compute = args[3];
+    PyObject *blank = nargs == 5 ? args[4] : Py_None;
     if (!PyList_Check(records) || !PyUnicode_Check(attr) || !PyDict_Check(cache)) {
         PyErr_SetString(PyExc_TypeError, "pseudonymize: records must be a list, attr a str, cache a dict");
         return NULL;
     }
+    PyObject *named = blank == Py_None ? Py_NewRef(Py_None) : PyList_New(0);
+    if (named == NULL)
+        return NULL;
     Slot slot = {0};
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
         /* held, not borrowed: compute (Python) may change `records` before the record is set */
@@ -51,6 +72,7 @@ door_pseudonymize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *value = slot_get(&slot, record, attr);
         if (value == NULL) {
             Py_DECREF(record);
+            Py_DECREF(named);
             return NULL;
         }
         int failed = 0;
@@ -72,14 +94,23 @@ door_pseudonymize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         else if (value != Py_None) {
             PyObject *pseudonym = pseudonym_of(cache, compute, value);
             failed = pseudonym == NULL || PyObject_SetAttr(record, attr, pseudonym) < 0;
-            Py_XDECREF(pseudonym);
+            if (!failed)
+                Py_SETREF(value, pseudonym);
+            else
+                Py_XDECREF(pseudonym);
+        }
+        if (!failed && blank != Py_None && value != Py_None) {
+            int again = may_name_twice_or_none(value, blank);
+            failed = again < 0 || (again && PyList_Append(named, record) < 0);
         }
         Py_DECREF(value);
         Py_DECREF(record);
-        if (failed)
+        if (failed) {
+            Py_DECREF(named);
             return NULL;
+        }
     }
-    Py_RETURN_NONE;
+    return named;
 }
 
 /* attr's value of `record` looked up in `labels` (a dict subclass whose __missing__ makes the

@@ -4,8 +4,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 def pseudonymize(
-    records: list[Any], attr: str, cache: dict[str, str], compute: Callable[[str], str]
-) -> None: ...
+    records: list[Any],
+    attr: str,
+    cache: dict[str, str],
+    compute: Callable[[str], str],
+    blank: str | None = None,
+) -> list[Any] | None: ...
 def count_rollup(
     events: list[Any],
     stream: str,

@@ -1470,9 +1470,14 @@ class Engine:
         its pseudonym (streams/personal_numbers.py `NAMES`)."""
         cache = getattr(self.pseudonymize, "cache", None)  # a plain function (tests, tools) has none
         records = records if isinstance(records, list) else list(records)
+        # the same loop hands back the few records whose customers need `_named_subjects`
+        blank = self._blank if stream in LIST_SUBJECTS or stream in UNNAMED_SUBJECTS else None
         for attr in SUBJECT_FIELDS.get(stream, ()):
-            _door.pseudonymize(records, attr, {} if cache is None else cache, self.pseudonymize)
-            self._named_subjects(stream, records, attr)
+            named = _door.pseudonymize(
+                records, attr, {} if cache is None else cache, self.pseudonymize, blank
+            )
+            if named:
+                self._named_subjects(stream, named, attr)
         _spell_record_ids(stream, records)
         self.names.records(stream, records)
 
@@ -1481,7 +1486,7 @@ class Engine:
         customer logged as `["C0000002", "c0000002 "]` (or with `""` beside it) was two customers,
         a take-out, not that customer's copy. A blank customer id of a record that may name none is
         none (every such record had been one customer's). After pseudonymizing, which spells them
-        alike."""
+        alike. `records`: those the pseudonymizing loop found holding more than one or the blank one."""
         blank = self._blank
         if stream in LIST_SUBJECTS:
             for r in records:
