@@ -366,19 +366,49 @@ def test_a_form_that_folds_to_ascii_only_in_unicode_is_searched_as_written() -> 
     assert events[1].event_id == door.text("x-S0000022") == f"x-{ring('S0000022')}"
 
 
-@pytest.mark.parametrize("form", ["C[0-9]{7}", "cn[0-9]{2,4}", "Cu[0-9]{3}7"])
-def test_a_form_of_letters_then_digits_is_found_in_lowered_names_where_case_folding_finds_it(form) -> None:
-    """A form of letters then digits is searched case-sensitively in the names lowered (fast): it
-    finds what the search in any case finds, in random ASCII names of ids in every case."""
-    from streams.personal_numbers import _LETTERS_THEN_DIGITS, _ascii_search
+@pytest.mark.parametrize("form", ["C[0-9]{7}", "cn[0-9]{2,4}", "Cu[0-9]{3}7", "SIK[0-9]{2}"])
+def test_a_form_of_letters_then_digits_is_found_in_c_wherever_the_search_in_any_case_finds_it(form) -> None:
+    """A form of letters then digits is looked for in C, name by name (`names_scan`'s form): it flags
+    every name the form's search in any case and width finds it in (`half_width`, then `re` with
+    IGNORECASE, as `CustomerIdSeal` reads a name), in random names of ids in every case, in full
+    width, with the non-ASCII letters Python folds to ASCII ones, and of near misses (a digit short,
+    a letter between); and, where the form holds no literal digit, only those."""
+    from streams.personal_numbers import half_width, letters_and_digits
 
     rng = random.Random(7)
-    assert _LETTERS_THEN_DIGITS.fullmatch(form)  # the lowered search, not the folding one
-    pieces = ["C", "c", "N", "n", "U", "u", "cN", "Cu", "0000022", "12", "7", "-", "\x1f", "\x1e", "REC", "x"]
-    for _ in range(300):
-        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
-        starts = [m.start() for m in _ascii_search(form)(text)]
-        assert starts == [m.start() for m in re.finditer(form, text, re.IGNORECASE)], text
+    spec = letters_and_digits(form)
+    assert spec is not None
+    pieces = [
+        "C",
+        "c",
+        "Ｃ",
+        "N",
+        "n",
+        "U",
+        "u",
+        "cN",
+        "Cu",
+        "0000022",
+        "000002",
+        "０００",
+        "12",
+        "7",
+        "-",
+        "x",
+    ]
+    pieces += ["S", "ſ", "I", "İ", "ı", "K", "\u212a", "ｓｉｋ", "si", "k", "客户", "\x1e", "REC", "1237"]
+
+    class Named:
+        def __init__(self, name: str):
+            self.name = name
+
+    names = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(3000)]
+    flagged = {i for i, _ in _door.names_scan([Named(n) for n in names], ("name",), (), spec)[3]}
+    found = {i for i, n in enumerate(names) if re.search(form, half_width(n), re.IGNORECASE)}
+    assert found <= flagged and len(found) > 30, len(found)
+    if not re.search(r"[0-9](?![^\[]*\])(?![^{]*\})", form):  # no literal digit: exactly those
+        assert flagged == found, [names[i] for i in flagged ^ found][:5]
+    assert _door.names_scan([Named("C0000022")], ("name",), ())[3] is None  # no form, no such search
 
 
 def test_the_policys_vocabulary_is_left_as_written(policy) -> None:
