@@ -113,6 +113,51 @@ door_pseudonymize(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return named;
 }
 
+PyDoc_STRVAR(distinct_doc,
+"distinct(records, attr, items=False)\n--\n\n"
+"The set of the records' `attr` values, set(map(attrgetter(attr), records)); with `items`, of the\n"
+"items of each (an iterable), set(chain.from_iterable(...)). The door's folds look at a batch's few\n"
+"distinct values (streams/engine.py `fold`, `read_statements`), read here at the Structs' slots.");
+
+static PyObject *
+door_distinct(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 2 || nargs > 3 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "distinct(records: list, attr: str, items: bool = False)");
+        return NULL;
+    }
+    int items = nargs == 3 ? PyObject_IsTrue(args[2]) : 0;
+    PyObject *found = items < 0 ? NULL : PySet_New(NULL);
+    if (found == NULL)
+        return NULL;
+    Slot slot = {0};
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(args[0]); i++) {
+        /* held: a getter written in Python, or an item's __hash__, may change the list */
+        PyObject *record = Py_NewRef(PyList_GET_ITEM(args[0], i));
+        PyObject *value = slot_get(&slot, record, args[1]);
+        Py_DECREF(record);
+        int failed = value == NULL;
+        if (!failed && !items)
+            failed = PySet_Add(found, value) < 0;
+        else if (!failed) {
+            PyObject *seq = PySequence_Fast(value, "distinct: an attr's value with items must be iterable");
+            for (Py_ssize_t j = 0; seq != NULL && j < PySequence_Fast_GET_SIZE(seq) && !failed; j++) {
+                PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, j)); /* its __hash__ may drop it */
+                failed = PySet_Add(found, item) < 0;
+                Py_DECREF(item);
+            }
+            failed |= seq == NULL;
+            Py_XDECREF(seq);
+        }
+        Py_XDECREF(value);
+        if (failed) {
+            Py_DECREF(found);
+            return NULL;
+        }
+    }
+    return found;
+}
+
 /* attr's value of `record` looked up in `labels` (a dict subclass whose __missing__ makes the
  * label), or `none` when attr is None. A new reference, or NULL with an error. */
 static PyObject *
@@ -1157,6 +1202,7 @@ static PyMethodDef door_methods[] = {
     {"decode_json", (PyCFunction)(void (*)(void))door_decode_json, METH_FASTCALL, decode_json_doc},
     {"doubtful_times", (PyCFunction)(void (*)(void))door_doubtful_times, METH_FASTCALL, doubtful_times_doc},
     {"names_scan", (PyCFunction)(void (*)(void))door_names_scan, METH_FASTCALL, names_scan_doc},
+    {"distinct", (PyCFunction)(void (*)(void))door_distinct, METH_FASTCALL, distinct_doc},
     {NULL, NULL, 0, NULL},
 };
 

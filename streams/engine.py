@@ -279,16 +279,18 @@ EMPLOYEE_ATTRS = {"access": ("actor_id",), "transfer": ("actor_id",)}
 SIGNER_ATTRS = {"lifecycle": ("operator_id", "supervisor_id"), "marketing": ("submitter_id", "approver_id")}
 
 
+def distinct(records: Sequence[Any], attr: str, items: bool = False) -> set[Any]:
+    """The records' `attr` values (with `items`, the items of each) as a set: one C loop reading
+    the Structs' slots (streams/_door.c), a third of map(attrgetter) over the batch."""
+    return _door.distinct(records if isinstance(records, list) else list(records), attr, items)
+
+
 def fold(records: Sequence[Any], attr: str, respell: Callable[[str], str | None]) -> None:
     """Each record's `attr` as the policy spells it, where `respell` gives another spelling (None: keep
     it): a purpose in any case or spaces (`Marketing` is marketing) in the events, the consents and
     the approvals alike, before any detector compares them; a system likewise (`named_spelling`).
     Most batches hold only the policy's spellings: one pass over their few distinct values."""
-    odd = {
-        v: s
-        for v in set(map(attrgetter(attr), records))
-        if v is not None and (s := respell(v)) not in (None, v)
-    }
+    odd = {v: s for v in distinct(records, attr) if v is not None and (s := respell(v)) not in (None, v)}
     if odd:
         for r in records:
             if (v := getattr(r, attr)) in odd:
@@ -302,7 +304,7 @@ def fold_lists(
     name another spelling stands for becomes it, a name spelled twice is kept once. One set of the
     batch's names (`names`, where the caller has it), most batches none to change."""
     if names is None:
-        names = set(chain.from_iterable(map(attrgetter(attr), records)))
+        names = distinct(records, attr, items=True)
     odd = {v: s for v in names if (s := respell(v)) is not None}
     if odd:
         for r in records:
@@ -318,7 +320,7 @@ def read_statements(records: Sequence[Any], read: Callable[[str, str], Sequence[
     its WHERE may hold an ID number. A probe's such export of 3 000 customers was judged as naming
     no data, and `SELECT name, cvv2 FROM t_card` as C2. One set of the batch's names, most batches
     none to read: returned then, for `fold_lists` to take (None: the lists changed)."""
-    names = set(chain.from_iterable(map(attrgetter("fields"), records)))
+    names = distinct(records, "fields", items=True)
     said = {v for v in names if is_statement(v)}
     if not said:
         return names

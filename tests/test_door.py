@@ -9,6 +9,8 @@ import copy
 import gc
 import sys
 from collections import Counter
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -363,6 +365,27 @@ def test_msgspec_structs_as_the_engine_reads_them() -> None:
     assert [(e.subject_ids, e.subject) for e in events] == [(["p1", None], "p-C2"), ([], None)]
     with pytest.raises(AttributeError):
         _door.pseudonymize([Frozen("C1")], "subject", {}, lambda i: "p-" + i)
+
+
+@PROPERTY
+@given(
+    values=st.lists(
+        st.one_of(st.none(), st.sampled_from(["a", "b", "", "é"]), st.lists(st.sampled_from("abc")))
+    )
+)
+def test_distinct_is_the_set_python_makes(values: list) -> None:
+    records = [SimpleNamespace(v=v) for v in values]
+    hashable = [v for v in values if not isinstance(v, list)]
+    if len(hashable) == len(values):
+        assert _door.distinct(records, "v") == set(map(attrgetter("v"), records))
+    else:
+        with pytest.raises(TypeError):
+            _door.distinct(records, "v")
+    if all(isinstance(v, list | str) for v in values):
+        assert _door.distinct(records, "v", True) == set(chain.from_iterable(map(attrgetter("v"), records)))
+    else:
+        with pytest.raises(TypeError):
+            _door.distinct(records, "v", True)
 
 
 class Slotted:
@@ -799,6 +822,9 @@ def test_a_long_run_keeps_its_memory_and_references() -> None:
         rec = SimpleNamespace(ids=["C1", f"N{n[0]}", None], one="C1")
         _door.pseudonymize([rec], "ids", cache, str.lower)
         _door.pseudonymize([rec], "one", cache, str.lower)
+        assert _door.pseudonymize([rec, rec], "ids", cache, str.lower, pseudonym) == [rec, rec]
+        assert _door.distinct([ev, ev], "org") == {org_value} and _door.distinct([ev], "hosts", True) == {"h"}
+        assert _door.names_scan([rec], ("one", "ids"), (), ("n", 1))[3] == [(0, "ids")]
         gaps = _door.count_rollup(
             [ev], stream, "fields", "org", "outcome", "action", coverage, orgs, outcomes, counted, extra
         )
