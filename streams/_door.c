@@ -158,6 +158,64 @@ door_distinct(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return found;
 }
 
+PyDoc_STRVAR(misrouted_doc,
+"misrouted(decoded, attr)\n--\n\n"
+"How many (raw, event) pairs' Kafka key is not the event's `attr` (a str) in UTF-8:\n"
+"sum(map(ne, keys, map(str.encode, values))), a missing key counted (streams/runtime.py\n"
+"`Monitor._check_keys`). Read at the Structs' slots and compared in place, a str's UTF-8 held by it.");
+
+static PyObject *
+door_misrouted(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "misrouted(decoded: list, attr: str)");
+        return NULL;
+    }
+    PyObject *key_name = PyUnicode_InternFromString("key");
+    if (key_name == NULL)
+        return NULL;
+    Slot key_slot = {0}, value_slot = {0};
+    Py_ssize_t wrong = 0;
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(args[0]) && !failed; i++) {
+        /* held: a getter written in Python may change the list */
+        PyObject *pair = Py_NewRef(PyList_GET_ITEM(args[0], i));
+        PyObject *key = NULL, *value = NULL;
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "misrouted: decoded must hold (raw, event) pairs");
+            failed = 1;
+        }
+        else if ((key = slot_get(&key_slot, PyTuple_GET_ITEM(pair, 0), key_name)) == NULL
+                 || (value = slot_get(&value_slot, PyTuple_GET_ITEM(pair, 1), args[1])) == NULL)
+            failed = 1;
+        else if (!PyUnicode_Check(value)) { /* as str.encode says it */
+            PyErr_Format(PyExc_TypeError, "misrouted: the event's %U is a %s, not a str", args[1],
+                         Py_TYPE(value)->tp_name);
+            failed = 1;
+        }
+        else {
+            Py_ssize_t len;
+            const char *utf8 = PyUnicode_AsUTF8AndSize(value, &len);
+            if (utf8 == NULL)
+                failed = 1;
+            else if (PyBytes_CheckExact(key))
+                wrong += PyBytes_GET_SIZE(key) != len || memcmp(PyBytes_AS_STRING(key), utf8, (size_t)len) != 0;
+            else { /* None, or another type: Python's own != */
+                PyObject *encoded = PyBytes_FromStringAndSize(utf8, len);
+                int ne = encoded == NULL ? -1 : PyObject_RichCompareBool(key, encoded, Py_NE);
+                Py_XDECREF(encoded);
+                failed = ne < 0;
+                wrong += ne > 0;
+            }
+        }
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        Py_DECREF(pair);
+    }
+    Py_DECREF(key_name);
+    return failed ? NULL : PyLong_FromSsize_t(wrong);
+}
+
 /* attr's value of `record` looked up in `labels` (a dict subclass whose __missing__ makes the
  * label), or `none` when attr is None. A new reference, or NULL with an error. */
 static PyObject *
@@ -1203,6 +1261,7 @@ static PyMethodDef door_methods[] = {
     {"doubtful_times", (PyCFunction)(void (*)(void))door_doubtful_times, METH_FASTCALL, doubtful_times_doc},
     {"names_scan", (PyCFunction)(void (*)(void))door_names_scan, METH_FASTCALL, names_scan_doc},
     {"distinct", (PyCFunction)(void (*)(void))door_distinct, METH_FASTCALL, distinct_doc},
+    {"misrouted", (PyCFunction)(void (*)(void))door_misrouted, METH_FASTCALL, misrouted_doc},
     {NULL, NULL, 0, NULL},
 };
 

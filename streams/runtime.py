@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import compress, groupby
-from operator import attrgetter, itemgetter, ne, not_
+from operator import attrgetter, itemgetter, not_
 from typing import Any
 
 import msgspec
@@ -47,6 +47,7 @@ from detectors import DetectorSpec
 from policy.catalog import Catalog
 from policy.storage import DAY_MS, Storage, load_storage
 from schemas.models import EVENT_MODELS, REFERENCE_STREAMS, STREAM_KEYS
+from streams import _door
 from streams.alerts import latest
 from streams.changelog import Changelog, StateTooNew, changelog_producer
 from streams.clickhouse import apply_ddl, preload_driver
@@ -1291,13 +1292,11 @@ class Monitor:
         default, Filebeat's), land in arbitrary partitions: one actor's window splits across tasks
         and instances, and a burst may raise nothing. Count them and say so once per topic."""
         attr = STREAM_KEYS[stream]
-        # compared in C over the batch (no Python step per record); no key compares unequal
-        keys = list(map(attrgetter("key"), map(itemgetter(0), decoded)))
-        values = map(str.encode, map(attrgetter(attr), map(itemgetter(1), decoded)))
-        wrong = sum(map(ne, keys, values))
+        # compared in one C loop over the batch (streams/_door.c); no key compares unequal
+        wrong = _door.misrouted(decoded, attr)
         if wrong:
             if not self.stats.misrouted[stream]:
-                keyless = keys.count(None)
+                keyless = sum(raw.key is None for raw, _ in decoded)
                 log.warning(
                     f"records on {topic} are not keyed by {attr}"
                     + (f" ({keyless} of them have no key at all)" if keyless else "")

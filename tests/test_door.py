@@ -10,7 +10,7 @@ import gc
 import sys
 from collections import Counter
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, ne
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -386,6 +386,31 @@ def test_distinct_is_the_set_python_makes(values: list) -> None:
     else:
         with pytest.raises(TypeError):
             _door.distinct(records, "v", True)
+
+
+@PROPERTY
+@given(
+    pairs=st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.binary(max_size=4), st.sampled_from([b"E1", "é".encode()])),
+            st.one_of(st.text(max_size=3), st.sampled_from(["E1", "é", "\ud800"])),
+        ),
+        max_size=8,
+    )
+)
+def test_misrouted_counts_as_python_compares(pairs: list) -> None:
+    """`_door.misrouted` is `Monitor._check_keys`'s Python count: a key unequal to the value in UTF-8,
+    a missing one counted, a value UTF-8 cannot hold (a lone surrogate) raising as str.encode does."""
+    decoded = [(SimpleNamespace(key=k), SimpleNamespace(actor_id=v)) for k, v in pairs]
+    try:
+        expected = sum(map(ne, (k for k, _ in pairs), map(str.encode, (v for _, v in pairs))))
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            _door.misrouted(decoded, "actor_id")
+    else:
+        assert _door.misrouted(decoded, "actor_id") == expected
+    with pytest.raises(TypeError):
+        _door.misrouted([(SimpleNamespace(key=b"1"), SimpleNamespace(actor_id=1))], "actor_id")
 
 
 class Slotted:
@@ -825,6 +850,9 @@ def test_a_long_run_keeps_its_memory_and_references() -> None:
         assert _door.pseudonymize([rec, rec], "ids", cache, str.lower, pseudonym) == [rec, rec]
         assert _door.distinct([ev, ev], "org") == {org_value} and _door.distinct([ev], "hosts", True) == {"h"}
         assert _door.names_scan([rec], ("one", "ids"), (), ("n", 1))[3] == [(0, "ids")]
+        assert (
+            _door.misrouted([(SimpleNamespace(key=b"x"), rec), (SimpleNamespace(key=None), rec)], "one") == 2
+        )
         gaps = _door.count_rollup(
             [ev], stream, "fields", "org", "outcome", "action", coverage, orgs, outcomes, counted, extra
         )
