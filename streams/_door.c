@@ -239,7 +239,11 @@ label_of(Slot *slot, PyObject *record, PyObject *attr, PyObject *labels, PyObjec
 static int
 count_cell(PyObject *counted, PyObject *cell)
 {
-    PyObject *before = PyDict_GetItemWithError(counted, cell);
+    /* hashed once for the look-up and the store: a fresh tuple's hash is not kept */
+    Py_hash_t hash = PyObject_Hash(cell);
+    if (hash == -1)
+        return -1;
+    PyObject *before = _PyDict_GetItem_KnownHash(counted, cell, hash);
     if (before == NULL && PyErr_Occurred())
         return -1;
     long n = 0;
@@ -259,7 +263,7 @@ count_cell(PyObject *counted, PyObject *cell)
     }
     if (after == NULL)
         return -1;
-    int rc = PyDict_SetItem(counted, cell, after);
+    int rc = _PyDict_SetItem_KnownHash(counted, cell, after, hash);
     Py_DECREF(after);
     return rc;
 }
@@ -384,6 +388,8 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "count_rollup: events must be a list, counted a dict");
         return NULL;
     }
+    PyObject *last_minute = NULL; /* the minute of the event before, and its quotient */
+    long long last_q = 0;
     PyObject *gaps = PyList_New(0), *empty = PyUnicode_FromString("");
     PyObject *ts_name = PyUnicode_InternFromString("ts");
     if (gaps == NULL || empty == NULL || ts_name == NULL)
@@ -404,7 +410,12 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         long long q = ms / 60000;
         if (ms % 60000 < 0)
             q -= 1; /* floor, as Python's // */
-        minute = PyLong_FromLongLong(q * 60);
+        /* a batch's events share a few minutes: one int object each, while they run */
+        if (last_minute == NULL || q != last_q) {
+            Py_XSETREF(last_minute, PyLong_FromLongLong(q * 60));
+            last_q = q;
+        }
+        minute = Py_XNewRef(last_minute);
         if (minute == NULL)
             goto next;
         fields = slot_get(&fields_slot, ev, fields_attr);
@@ -465,11 +476,13 @@ door_count_rollup(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_DECREF(empty);
     Py_DECREF(ts_name);
+    Py_XDECREF(last_minute);
     return gaps;
 error:
     Py_XDECREF(gaps);
     Py_XDECREF(empty);
     Py_XDECREF(ts_name);
+    Py_XDECREF(last_minute);
     return NULL;
 }
 
