@@ -583,16 +583,16 @@ error:
  * decode_json), -1 on an error. */
 static int
 decode_one(PyObject *raw, PyObject *decode, Py_ssize_t max_bytes, PyObject *value_name, PyObject *headers_name,
-           PyObject *ok)
+           PyObject *ok, Slot slots[2])
 {
-    PyObject *headers = PyObject_GetAttr(raw, headers_name);
+    PyObject *headers = slot_get(&slots[0], raw, headers_name);
     if (headers == NULL)
         return -1;
     int has_headers = headers == Py_None ? 0 : PyObject_IsTrue(headers); /* -1: its __bool__ raised */
     Py_DECREF(headers);
     if (has_headers)
         return has_headers < 0 ? -1 : 1;
-    PyObject *value = PyObject_GetAttr(raw, value_name);
+    PyObject *value = slot_get(&slots[1], raw, value_name);
     if (value == NULL)
         return -1;
     if (!PyBytes_Check(value) || PyBytes_GET_SIZE(value) == 0 || PyBytes_GET_SIZE(value) > max_bytes
@@ -644,10 +644,11 @@ door_decode_json(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (value_name == NULL || headers_name == NULL || ok == NULL)
         goto error;
     Py_ssize_t i = 0;
+    Slot slots[2] = {{0}}; /* headers, value */
     for (; i < PyList_GET_SIZE(raws); i++) {
         /* held, not borrowed: `decode` may be Python and change the list */
         PyObject *raw = Py_NewRef(PyList_GET_ITEM(raws, i));
-        int stop = decode_one(raw, decode, max_bytes, value_name, headers_name, ok);
+        int stop = decode_one(raw, decode, max_bytes, value_name, headers_name, ok, slots);
         Py_DECREF(raw);
         if (stop < 0)
             goto error;
@@ -690,7 +691,7 @@ exact_ll(PyObject *v, long long *out)
  * error. */
 static int
 in_time(PyObject *pair, PyObject *ts_name, PyObject *stamp_name, int bounded, long long low, long long high,
-        long long ahead, long long behind, int reference)
+        long long ahead, long long behind, int reference, Slot slots[2])
 {
     const long long LIMIT = 1LL << 62;
     if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
@@ -698,7 +699,7 @@ in_time(PyObject *pair, PyObject *ts_name, PyObject *stamp_name, int bounded, lo
         return -1;
     }
     long long ts, stamp;
-    PyObject *v = PyObject_GetAttr(PyTuple_GET_ITEM(pair, 1), ts_name);
+    PyObject *v = slot_get(&slots[0], PyTuple_GET_ITEM(pair, 1), ts_name);
     if (v == NULL)
         return -1;
     int exact = exact_ll(v, &ts);
@@ -707,7 +708,7 @@ in_time(PyObject *pair, PyObject *ts_name, PyObject *stamp_name, int bounded, lo
         return 0;
     if (reference)
         return 1;
-    v = PyObject_GetAttr(PyTuple_GET_ITEM(pair, 0), stamp_name);
+    v = slot_get(&slots[1], PyTuple_GET_ITEM(pair, 0), stamp_name);
     if (v == NULL)
         return -1;
     exact = exact_ll(v, &stamp);
@@ -741,10 +742,11 @@ door_doubtful_times(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *doubtful = PyList_New(0);
     if (ts_name == NULL || stamp_name == NULL || doubtful == NULL)
         goto error;
+    Slot slots[2] = {{0}}; /* the event's ts, the record's timestamp */
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pairs); i++) {
         /* held, not borrowed: a `ts` or `timestamp` property (Python) may change the list */
         PyObject *pair = Py_NewRef(PyList_GET_ITEM(pairs, i));
-        int sure = in_time(pair, ts_name, stamp_name, bounded, low, high, ahead, behind, reference);
+        int sure = in_time(pair, ts_name, stamp_name, bounded, low, high, ahead, behind, reference, slots);
         int rc = sure < 0 || (!sure && PyList_Append(doubtful, pair) < 0);
         Py_DECREF(pair);
         if (rc)
