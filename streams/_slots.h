@@ -6,7 +6,7 @@
  * A Slot remembers, for one attribute name, the offset found for the last type read: kept while
  * that type's version tag holds (CPython clears it when anything on the type or a base changes).
  * Anything else (a property, a __getattr__, an object with its own getattro, a slot left empty,
- * a type with no version tag) is read by PyObject_GetAttr, as before. */
+ * a slot another type's, a type with no version tag) is read by PyObject_GetAttr, as before. */
 #ifndef LIFEMON_SLOTS_H
 #define LIFEMON_SLOTS_H
 
@@ -28,8 +28,10 @@ slot_find(Slot *slot, PyTypeObject *type, PyObject *attr)
     if (type->tp_getattro == PyObject_GenericGetAttr && PyUnicode_CheckExact(attr))
         descr = _PyType_Lookup(type, attr); /* borrowed; gives the type a version tag if it can */
     slot->version = type->tp_version_tag;
+    /* a slot's descriptor set on a type whose records lack the slot (`B.x = A.x`) is read by
+       PyObject_GetAttr, which refuses it as the descriptor does: its offset is in A's records only */
     if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)
-        || !PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG))
+        || !PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG) || !PyType_IsSubtype(type, PyDescr_TYPE(descr)))
         return;
     PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
     if (member->type == T_OBJECT_EX && !(member->flags & PY_AUDIT_READ))

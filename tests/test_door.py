@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import gc
 import sys
+import weakref
 from collections import Counter
 from itertools import chain
 from operator import attrgetter, ne
@@ -486,6 +487,31 @@ def test_an_attribute_is_read_as_getattr_reads_it_whoever_holds_it() -> None:
 
     _door.pseudonymize([Changing("C1"), Changing("C2")], "subject", {"C9": "p9"}, compute)
     assert written == ["p-C1", "p9"]
+
+
+def test_a_field_another_type_borrowed_is_refused_as_getattr_refuses_it() -> None:
+    """A slot's descriptor set on a type whose records have no such slot (`Borrower.subject =
+    Owner.subject`) is refused by getattr (the descriptor checks the record's type): the C loops
+    refuse it too, where they read what lay at the slot's offset (here the record's weak references)."""
+
+    class Owner:
+        __slots__ = ("subject", "__weakref__")
+
+    class Borrower:
+        pass
+
+    Borrower.subject = Owner.__dict__["subject"]  # type: ignore[attr-defined]
+    record = Borrower()
+    alive = weakref.ref(record)  # something at the offset to read
+    with pytest.raises(TypeError):
+        record.subject  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(TypeError):
+        _door.distinct([record], "subject")
+    with pytest.raises(TypeError):
+        _door.names_scan([record], ("subject",), ())
+    with pytest.raises(TypeError):
+        _door.pseudonymize([record], "subject", {}, str)
+    assert alive() is record
 
 
 # -- odd input: a clear exception, never a crash nor a SystemError ------------------------------------
