@@ -741,6 +741,20 @@ def _entries(stored: Iterable[Any]) -> Iterable[WindowEntry]:
     return ((ts, cid, w, n, tuple(cats), rank) for ts, cid, w, n, cats, rank in stored)
 
 
+# the fewest reads `BulkQueryDetector._quiet_prefix` judges at once: a piece's judgement costs as much
+# as a few reads one by one
+_PIECE = 8
+
+
+def _in_order(evs: list[Any], last_ts: int) -> int:
+    """How many of the first reads come in time order, none before `last_ts`."""
+    for i, ev in enumerate(evs):
+        if ev.ts < last_ts:
+            return i
+        last_ts = ev.ts
+    return len(evs)
+
+
 class BulkQueryDetector:
     kind: ClassVar[str] = "bulk_query"
     # transfers are keyed by recipient: the runtime re-keys them by the employee who sent them
@@ -846,12 +860,12 @@ class BulkQueryDetector:
                     yield from self._close_passed(actor, win, ev.ts, ctx)
                     self._add_transfer(win, ev, ctx)
             else:
-                reads = self._add_if_quiet(actor, win, evs, ctx, self._duty(actor, win, evs, ctx))
-                if reads is not None:  # added one by one, past the last exact count's bound
+                one_by_one = self._add_if_quiet(actor, win, evs, ctx, self._duty(actor, win, evs, ctx))
+                if one_by_one is not None:  # past the last exact count's bound
                     win.day_known = None
-                for ev, read in zip(evs, reads or (), strict=reads is not None):
-                    yield from self._close_passed(actor, win, ev.ts, ctx)
-                    self._add(win, ev, read, ctx)
+                    for ev, read in zip(*one_by_one, strict=True):
+                        yield from self._close_passed(actor, win, ev.ts, ctx)
+                        self._add(win, ev, read, ctx)
                 if win.late:
                     yield from self._open_late(actor, win, ctx)
                 if win.late_day is not None:
@@ -1201,21 +1215,21 @@ class BulkQueryDetector:
 
     def _add_if_quiet(
         self, actor: str, win: ActorWindow, evs: list[Any], ctx: Context, duty: list[bool] | None = None
-    ) -> list[Read] | None:
+    ) -> tuple[list[Any], list[Read]] | None:
         """Add a batch of reads that cannot open an episode (most batches): None. Else return
-        their reads, for `_add` one by one. The common case, accesses that each name
-        one customer, is C (detectors/_window.c): the same entries, sums and window, a duty read
-        (`duty`, `_duty`) by its own profile."""
-        fast = _window.reads(evs, self._profiles, len(self._tiers), duty) if win.episode is None else None
-        if fast is not None:
-            entries, tiers, weight, fresh, added = fast
-            if self._quiet(actor, win, evs, weight, fresh, added, ctx, len(entries)):
-                if not _window.add_quietly(
-                    win, evs, entries, tiers, self.window_ms, self.horizon_ms, self._tier_sets, self._tiers_of
-                ):  # the window keeps its exact score, or a read came out of time order
-                    self._add_quietly(win, evs, [[e] for e in entries], tiers)
-                win.day = None
-                return None
+        the reads for `_add` one by one, after the first ones that could not (`_quiet_prefix`),
+        with those reads. The common case, accesses that each name one customer, is C
+        (detectors/_window.c): the same entries, sums and window, a duty read (`duty`, `_duty`)
+        by its own profile."""
+        if win.episode is None:
+            fast = _window.reads(evs, self._profiles, len(self._tiers), duty)
+            if fast is not None:
+                if self._add_fast(actor, win, evs, fast, ctx):
+                    return None
+                done = self._quiet_prefix(actor, win, evs, ctx, duty)
+                evs, duty = evs[done:], duty and duty[done:]
+        else:
+            fast = None
         reads = [self._entries(ev, ctx, at) for ev, at in zip(evs, duty or [False] * len(evs), strict=True)]
         if (
             fast is None
@@ -1225,7 +1239,41 @@ class BulkQueryDetector:
             self._add_quietly(win, evs, [r[0] for r in reads], [r[3] for r in reads])
             win.day = None
             return None
-        return reads
+        return evs, reads
+
+    def _add_fast(self, actor: str, win: ActorWindow, evs: list[Any], fast: Any, ctx: Context) -> bool:
+        """Add reads `_window.reads` read (`fast`) if `_quiet` clears them: whether it did."""
+        entries, tiers, weight, fresh, added = fast
+        if not self._quiet(actor, win, evs, weight, fresh, added, ctx, len(entries)):
+            return False
+        if not _window.add_quietly(
+            win, evs, entries, tiers, self.window_ms, self.horizon_ms, self._tier_sets, self._tiers_of
+        ):  # the window keeps its exact score, or a read came out of time order
+            self._add_quietly(win, evs, [[e] for e in entries], tiers)
+        win.day = None
+        return True
+
+    def _quiet_prefix(
+        self, actor: str, win: ActorWindow, evs: list[Any], ctx: Context, duty: list[bool] | None
+    ) -> int:
+        """How many of the first reads of a batch that is not quiet as a whole were added as
+        quiet ones: the rest, then halves of it while not quiet, down to `_PIECE` reads, so that
+        only the reads near the crossing go one by one (a tenth of all reads did, opening nothing).
+        In time order only: one by one, the reads after a late one join `ActorWindow.late` once
+        the window is near a threshold, and `_open_late` judges the windows ending at them."""
+        if win.late:
+            return 0
+        done, end = 0, _in_order(evs, win.last_ts)
+        piece = end // 2
+        while piece >= _PIECE:
+            part = evs[done : done + piece]
+            fast = _window.reads(part, self._profiles, len(self._tiers), duty and duty[done : done + piece])
+            if fast is not None and self._add_fast(actor, win, part, fast, ctx):
+                done += piece
+                piece = end - done
+            else:
+                piece //= 2
+        return done
 
     def _sums(self, reads: list[Read]) -> tuple[int, int, list[int]]:
         """What `_quiet` judges of a batch's reads: the sum of their weights, the sum of each

@@ -1292,11 +1292,81 @@ def test_a_batch_short_of_every_step_opens_the_law_s_episode_at_the_read_that_re
     assert alert.event_count == 50 and alert.severity.value == "high"
 
 
+def test_a_batch_crossing_in_its_second_half_opens_where_reading_one_by_one_does(
+    engine_factory, monkeypatch
+) -> None:
+    """A batch of 60 property reads after one is not quiet (the 50th record reaches the law's first
+    step): its first half goes in quietly (`_quiet_prefix`), the rest one by one, and the episode
+    opens on the 50th, as it does when every read goes one by one, revision by revision."""
+    from detectors.bulk_query import BulkQueryDetector
+
+    prefixes: list[int] = []
+    real = BulkQueryDetector._quiet_prefix
+
+    def spied(self, *args):
+        prefixes.append(real(self, *args))
+        return prefixes[-1]
+
+    monkeypatch.setattr(BulkQueryDetector, "_quiet_prefix", spied)
+    reads = access(customers=61, every_s=120)
+
+    def run() -> list:  # a first read, so that the batch's kind of read is known to the C path
+        engine = engine_factory()
+        return [a.model_dump() for a in feed(engine, reads[:1]) + feed(engine, reads[1:], offset=1)]
+
+    in_pieces = run()
+    assert prefixes == [30]
+    monkeypatch.setattr("detectors.bulk_query._PIECE", 1 << 30)
+    assert run() == in_pieces
+    (alert,) = in_pieces
+    assert alert["counts"]["legal_records"] == 61 and alert["event_count"] == 61
+    assert alert["first_seen"] == reads[0].ts and alert["last_seen"] == reads[-1].ts
+
+
+def test_a_bank_day_in_quiet_prefixes_gives_the_alerts_of_reading_one_by_one(
+    engine_factory, policy, monkeypatch
+) -> None:
+    """A bank day in batches of 3 000: the batches not quiet as a whole add their quiet prefixes
+    (`_quiet_prefix`), and give every alert revision that reading them one by one gives."""
+    from detectors.bulk_query import BulkQueryDetector
+    from schemas.structs import from_model
+    from streams.codecs import RawRecord
+    from streams.workload import generate
+
+    workload = generate(20_000, seed=11, policy=policy)
+    day = [r for s, _, r in workload.records if s == "access"]
+    quietly = [0]
+    real = BulkQueryDetector._quiet_prefix
+
+    def counted(self, *args):
+        quietly[0] += (done := real(self, *args))
+        return done
+
+    def run() -> list:
+        engine = engine_factory()
+        for ref in ("entitlements", "customers"):
+            engine.apply_reference(ref, [from_model(ref, x) for s, _, x in workload.records if s == ref])
+        alerts = []
+        for i in range(0, len(day), 3_000):
+            batch = [
+                (RawRecord("pfi.access", 0, i + j, None), from_model("access", a))
+                for j, a in enumerate(day[i : i + 3_000])
+            ]
+            alerts += engine.process("access", "pfi.access", 0, batch) + engine.advance()
+        return [a.model_dump() for a in alerts + engine.drain()]
+
+    monkeypatch.setattr(BulkQueryDetector, "_quiet_prefix", counted)
+    in_pieces = run()
+    assert quietly[0] > 300, quietly
+    monkeypatch.setattr("detectors.bulk_query._PIECE", 1 << 30)
+    assert len(in_pieces) > 5 and run() == in_pieces
+
+
 def test_a_bank_day_read_one_by_one_gives_the_same_alerts_without_the_legal_room(
     engine_factory, policy, catalog, monkeypatch
 ) -> None:
-    """Batches of 10 000: most actors' reads go one by one, and `_legal_room` spares them the legal
-    tiers' look. Without it (every read looks), the same alerts, revision by revision."""
+    """Batches of 10 000, read one by one once not quiet as a whole (no `_quiet_prefix`), and
+    `_legal_room` spares most reads the legal tiers' look. Without it (every read looks), the same alerts, revision by revision."""
     from detectors.bulk_query import BulkQueryDetector
     from schemas.structs import from_model
     from streams.codecs import RawRecord
@@ -1327,6 +1397,7 @@ def test_a_bank_day_read_one_by_one_gives_the_same_alerts_without_the_legal_room
         return [a.model_dump() for a in alerts + engine.drain()]
 
     monkeypatch.setattr(BulkQueryDetector, "_legal_reached", counted)
+    monkeypatch.setattr("detectors.bulk_query._PIECE", 1 << 30)  # no quiet prefix: every read looks
     roomy = run()
     assert spared[0] > 1000, spared
     monkeypatch.setattr(BulkQueryDetector, "_legal_room", lambda self, win: [-1] * len(self._tiers))
