@@ -1257,10 +1257,13 @@ class BulkQueryDetector:
         self, actor: str, win: ActorWindow, evs: list[Any], ctx: Context, duty: list[bool] | None
     ) -> int:
         """How many of the first reads of a batch that is not quiet as a whole were added as
-        quiet ones: the rest, then halves of it while not quiet, down to `_PIECE` reads, so that
-        only the reads near the crossing go one by one (a tenth of all reads did, opening nothing).
-        In time order only: one by one, the reads after a late one join `ActorWindow.late` once
-        the window is near a threshold, and `_open_late` judges the windows ending at them."""
+        quiet ones (`_add_fast`, each piece judged on its own reads): the first half, after each
+        quiet piece all that is left, halves of a piece while it is not quiet, down to `_PIECE`
+        reads, so that only the reads near the crossing go one by one (a tenth of all reads did,
+        opening nothing). No episode is open before the first read one by one, so none had to
+        close, and `ActorWindow.day` is None, counted again from the window if needed. In time order
+        only: one by one, the reads after a late one join `ActorWindow.late` once the window is
+        near a threshold, and `_open_late` judges the windows ending at them."""
         if win.late:
             return 0
         done, end = 0, _in_order(evs, win.last_ts)
