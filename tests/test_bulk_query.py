@@ -1329,12 +1329,9 @@ def test_a_bank_day_in_quiet_prefixes_gives_the_alerts_of_reading_one_by_one(
     """A bank day in batches of 3 000: the batches not quiet as a whole add their quiet prefixes
     (`_quiet_prefix`), and give every alert revision that reading them one by one gives."""
     from detectors.bulk_query import BulkQueryDetector
-    from schemas.structs import from_model
-    from streams.codecs import RawRecord
     from streams.workload import generate
 
     workload = generate(20_000, seed=11, policy=policy)
-    day = [r for s, _, r in workload.records if s == "access"]
     quietly = [0]
     real = BulkQueryDetector._quiet_prefix
 
@@ -1343,17 +1340,7 @@ def test_a_bank_day_in_quiet_prefixes_gives_the_alerts_of_reading_one_by_one(
         return done
 
     def run() -> list:
-        engine = engine_factory()
-        for ref in ("entitlements", "customers"):
-            engine.apply_reference(ref, [from_model(ref, x) for s, _, x in workload.records if s == ref])
-        alerts = []
-        for i in range(0, len(day), 3_000):
-            batch = [
-                (RawRecord("pfi.access", 0, i + j, None), from_model("access", a))
-                for j, a in enumerate(day[i : i + 3_000])
-            ]
-            alerts += engine.process("access", "pfi.access", 0, batch) + engine.advance()
-        return [a.model_dump() for a in alerts + engine.drain()]
+        return _day_in_batches(engine_factory(), workload, 3_000)
 
     monkeypatch.setattr(BulkQueryDetector, "_quiet_prefix", counted)
     in_pieces = run()
@@ -1368,12 +1355,9 @@ def test_a_bank_day_read_one_by_one_gives_the_same_alerts_without_the_legal_room
     """Batches of 10 000, read one by one once not quiet as a whole (no `_quiet_prefix`), and
     `_legal_room` spares most reads the legal tiers' look. Without it (every read looks), the same alerts, revision by revision."""
     from detectors.bulk_query import BulkQueryDetector
-    from schemas.structs import from_model
-    from streams.codecs import RawRecord
     from streams.workload import generate
 
     workload = generate(40_000, seed=11, policy=policy)
-    day = [r for s, _, r in workload.records if s == "access"]
     spared = [0]
     real = BulkQueryDetector._legal_reached
 
@@ -1384,17 +1368,7 @@ def test_a_bank_day_read_one_by_one_gives_the_same_alerts_without_the_legal_room
         return found
 
     def run() -> list:
-        engine = engine_factory()
-        for ref in ("entitlements", "customers"):
-            engine.apply_reference(ref, [from_model(ref, x) for s, _, x in workload.records if s == ref])
-        alerts = []
-        for i in range(0, len(day), 10_000):
-            batch = [
-                (RawRecord("pfi.access", 0, i + j, None), from_model("access", a))
-                for j, a in enumerate(day[i : i + 10_000])
-            ]
-            alerts += engine.process("access", "pfi.access", 0, batch) + engine.advance()
-        return [a.model_dump() for a in alerts + engine.drain()]
+        return _day_in_batches(engine_factory(), workload, 10_000)
 
     monkeypatch.setattr(BulkQueryDetector, "_legal_reached", counted)
     monkeypatch.setattr("detectors.bulk_query._PIECE", 1 << 30)  # no quiet prefix: every read looks
@@ -1402,3 +1376,21 @@ def test_a_bank_day_read_one_by_one_gives_the_same_alerts_without_the_legal_room
     assert spared[0] > 1000, spared
     monkeypatch.setattr(BulkQueryDetector, "_legal_room", lambda self, win: [-1] * len(self._tiers))
     assert len(roomy) > 10 and run() == roomy
+
+
+def _day_in_batches(engine, workload, size: int) -> list:
+    """Every alert revision of a generated day's accesses read in batches of `size`, as dumped."""
+    from schemas.structs import from_model
+    from streams.codecs import RawRecord
+
+    for ref in ("entitlements", "customers"):
+        engine.apply_reference(ref, [from_model(ref, x) for s, _, x in workload.records if s == ref])
+    day = [r for s, _, r in workload.records if s == "access"]
+    alerts = []
+    for i in range(0, len(day), size):
+        batch = [
+            (RawRecord("pfi.access", 0, i + j, None), from_model("access", a))
+            for j, a in enumerate(day[i : i + size])
+        ]
+        alerts += engine.process("access", "pfi.access", 0, batch) + engine.advance()
+    return [a.model_dump() for a in alerts + engine.drain()]

@@ -208,25 +208,31 @@ def test_a_transfer_out_of_the_outlet_before_it_merged_still_reads_as_a_transfer
         assert reasons(alerts) == {"old_scope_after_transfer"}
 
 
+def _b03_head_and_grantee(org: str, max_records: int) -> list:
+    """B03's department head, and a lobby manager of `org` holding the head's complaint-handling
+    grant (`AP-B03`) of up to `max_records` records."""
+    grant = Approval(
+        approval_id="AP-B03",
+        purpose="complaint_handling",
+        max_records=max_records,
+        expires_ts=MERGED + 30 * DAY,
+        approver_id="E700001",
+        categories=["identity", "property"],
+        systems=["core_banking"],
+    )
+    return [
+        ent("E700001", "B03", role="br_dept_head"),
+        ent("E700002", org, ts=MERGED - 2 * DAY, role="lobby_manager", approvals=[grant]),
+    ]
+
+
 def test_a_grant_by_the_merged_branchs_department_head_covers_its_staff_after_the_merger(
     policy, merged
 ) -> None:
     """Branch B03 merges into B01: an approval its department head signed before covers the access
     after (the signer's org read as it is at the access, as the requester's is); undeclared, the
     requester stays at B03 and it covers too. Before the fix: "not over the requester's org"."""
-    grant = Approval(
-        approval_id="AP-B03",
-        purpose="complaint_handling",
-        max_records=5,
-        expires_ts=MERGED + 30 * DAY,
-        approver_id="E700001",
-        categories=["identity", "property"],
-        systems=["core_banking"],
-    )
-    ents = [
-        ent("E700001", "B03", role="br_dept_head"),
-        ent("E700002", "S0301", ts=MERGED - 2 * DAY, role="lobby_manager", approvals=[grant]),
-    ]
+    ents = _b03_head_and_grantee("S0301", max_records=5)
     customers = [cust("C7000001", "S0301")]
     export = AccessEvent(
         event_id="ap-b03-1",
@@ -248,19 +254,7 @@ def test_a_batch_across_the_merger_judges_each_read_by_the_org_tree_at_its_time(
     by a read's time are of its kind. A lobby manager of S0101 reads under a grant by B03's department
     head, 120 customers in the quarter hour before B03 merges into B01 (the head is over no org of
     hers) and 120 in the quarter hour after (B01's head now): in one batch, the 120 before alone."""
-    grant = Approval(
-        approval_id="AP-B03",
-        purpose="complaint_handling",
-        max_records=500,
-        expires_ts=MERGED + 30 * DAY,
-        approver_id="E700001",
-        categories=["identity", "property"],
-        systems=["core_banking"],
-    )
-    ents = [
-        ent("E700001", "B03", role="br_dept_head"),
-        ent("E700002", "S0101", ts=MERGED - 2 * DAY, role="lobby_manager", approvals=[grant]),
-    ]
+    ents = _b03_head_and_grantee("S0101", max_records=500)
     reads = [
         AccessEvent(
             event_id=f"ap-b03-{i}",
