@@ -239,6 +239,12 @@ def test_shipper_envelopes_filebeat_vector_fluent_bit() -> None:
         out = decode_all(dec, "access", records(TOPICS["pgaudit"], shape))
         assert [summary(ev) for _, ev in out.ok] == PG_EXPECTED
         assert out.ok[0][1].event_id.startswith("pg:db1:")  # the envelope's host keeps sessions apart
+    # an epoch no date has (past an int64 of milliseconds, or infinity once in milliseconds) is none
+    for absurd in (b"1.8e305", b"9" * 30):
+        dec, _ = decoder()
+        shape = [v.replace(b"1796143436.2", absurd) for v in fluent]
+        out = decode_all(dec, "access", records(TOPICS["pgaudit"], shape))
+        assert [summary(ev) for _, ev in out.ok] == PG_EXPECTED, absurd
     dec, _ = decoder()
     bad = decode_all(
         dec, "access", records(TOPICS["pgaudit"], [b'{"message": 3}', b"{not json", b'{"log": null}'])

@@ -43,7 +43,10 @@ def unwrap(value: bytes) -> Line:
 def _time(doc: dict) -> int | None:
     raw = doc.get("@timestamp", doc.get("timestamp"))
     if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return round(raw * 1000)  # Fluent Bit: epoch seconds with a fraction
+        ms = raw * 1000  # Fluent Bit: epoch seconds with a fraction
+        # one past an int64 of milliseconds is no time (a fuzzer's 1.8e305 was infinity here, and
+        # round() of it stopped the decode): the line's own time stands, as for an unreadable string
+        return round(ms) if abs(ms) < 2**63 else None
     if isinstance(raw, str):
         try:
             return round(datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp() * 1000)
