@@ -316,6 +316,31 @@ def test_batches_of_several_tables_are_read_back_in_one_query(ch: Any, db: str) 
     assert client.queries == before + 1
 
 
+def test_the_tables_of_sinks_probed_together_are_asked_in_two_queries(ch: Any, db: str) -> None:
+    """The first sink that needs its table's column types and key asks for those of every sink of
+    `probed_with` in the same two queries, and each gets what its own probe alone would; a table of
+    the group that is missing leaves its sink unprobed, and that sink's own probe says it is gone."""
+    client = Counted(ch)
+    alone = [*together(ch, db), ClickHouseTableSink(ch, f"{db}.void", STATS_COLUMNS, identity_row, "void")]
+    with pytest.raises(FatalSinkError):
+        alone[2]._load_probe("insert into")
+    group = [
+        dead_letter_sink(client, db),
+        ClickHouseTableSink(client, f"{db}.pipeline_stats", STATS_COLUMNS, identity_row, "stats"),
+        ClickHouseTableSink(client, f"{db}.void", STATS_COLUMNS, identity_row, "void"),
+    ]
+    for sink in group:
+        sink.probed_with = group
+    group[0].add([dead_letter(1)])
+    assert group[0].flush() == 1
+    assert client.queries == 2 + 1  # the probes, then the read-back
+    assert [s._probe for s in group] == [alone[0]._probe, alone[1]._probe, None]
+    with pytest.raises(FatalSinkError) as caught:
+        group[2]._load_probe("insert into")
+    assert str(caught.value).startswith(f"void: {db}.void is gone (no such table)")
+    assert group[1]._probe == alone[1]._probe
+
+
 def test_a_batch_read_back_together_and_not_found_goes_back_to_its_sink(ch: Any, db: str) -> None:
     """A table that acknowledges inserts and keeps nothing, read back with another: its batch is
     kept and sent again, with the error its own read-back gives; the other's counts as written."""

@@ -63,8 +63,10 @@ class Tables:
 
     def read_back_together(self) -> list[ClickHouseTableSink]:
         """Every sink, set to leave its batches for `verify_together` to read back: a checkpoint
-        that wrote several tables proves them stored in one query."""
+        that wrote several tables proves them stored in one query. The first sink to need its
+        table's column types and key asks for every sink's in the same two queries."""
         sinks = [getattr(self, f.name) for f in fields(self)]
         for sink in sinks:
             sink.unverified = []
+            sink.probed_with = sinks  # and the first that needs its table's types asks for all
         return sinks
