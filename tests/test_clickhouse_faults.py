@@ -32,6 +32,7 @@ from streams.sinks.clickhouse import (
     identity_row,
     verify_together,
 )
+from streams.sinks.tables import Tables
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -339,6 +340,16 @@ def test_the_tables_of_sinks_probed_together_are_asked_in_two_queries(ch: Any, d
         group[2]._load_probe("insert into")
     assert str(caught.value).startswith(f"void: {db}.void is gone (no such table)")
     assert group[1]._probe == alone[1]._probe
+
+
+def test_the_runtimes_tables_are_all_probed_by_the_first_write(ch: Any, db: str, catalog: Any) -> None:
+    client = Counted(ch)
+    sinks = Tables.of(client, db, catalog.recipient_book).read_back_together()
+    stats = next(s for s in sinks if s.table == f"{db}.pipeline_stats")
+    stats.add([stats_row(1)])
+    assert stats.flush() == 1
+    assert client.queries == 2  # the probes; the read-back is left to verify_together
+    assert all(s._probe is not None and s._probe.column_types for s in sinks)
 
 
 def test_a_batch_read_back_together_and_not_found_goes_back_to_its_sink(ch: Any, db: str) -> None:
