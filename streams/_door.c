@@ -1054,6 +1054,26 @@ typedef struct {
     char first[256];               /* the Latin-1 characters the letters start with, in either case */
 } Form;
 
+/* Whether the form's letters and digits start at `i` of the `n` characters at `data` */
+static int
+form_at(const Form *form, int kind, const void *data, Py_ssize_t n, Py_ssize_t i)
+{
+    Py_ssize_t need = form->len + form->digits, k = 0;
+    if (i + need > n)
+        return 0;
+    while (k < form->len && folded(PyUnicode_READ(kind, data, i + k)) == form->letters[k])
+        k++;
+    if (k < form->len)
+        return 0;
+    while (k < need) {
+        Py_UCS4 d = folded(PyUnicode_READ(kind, data, i + k));
+        if (d < '0' || d > '9')
+            return 0;
+        k++;
+    }
+    return 1;
+}
+
 static int
 holds_form(PyObject *text, const Form *form)
 {
@@ -1061,26 +1081,55 @@ holds_form(PyObject *text, const Form *form)
         return -1;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text), need = form->len + form->digits;
-    for (Py_ssize_t i = 0; i + need <= n; i++) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    for (Py_ssize_t i = 0; i + form->len + form->digits <= n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c < 256 ? !form->first[c] : folded(c) != form->letters[0])
-            continue;
-        Py_ssize_t k = 1;
-        while (k < form->len && folded(PyUnicode_READ(kind, data, i + k)) == form->letters[k])
-            k++;
-        if (k < form->len)
-            continue;
-        while (k < need) {
-            Py_UCS4 d = folded(PyUnicode_READ(kind, data, i + k));
-            if (d < '0' || d > '9')
-                break;
-            k++;
-        }
-        if (k == need)
+        if ((c < 256 ? form->first[c] : folded(c) == form->letters[0]) && form_at(form, kind, data, n, i))
             return 1;
     }
     return 0;
+}
+
+/* What a Latin-1 character is to the searches above, for their one pass over a 1-byte name
+ * (`scan_narrow`): most names are ASCII, and three loops over each, one per search, were a third
+ * of the scan (a table look a character for all three, here). */
+enum { DIGIT = 1, IN_WORD = 2, WORD_START = 4, FORM_START = 8, AT_SIGN = 16 };
+
+typedef struct {
+    unsigned char of[256];
+} Classes;
+
+static void
+read_classes(Classes *classes, const Words *words, const Form *form)
+{
+    for (int c = 0; c < 256; c++)
+        classes->of[c] = (c >= '0' && c <= '9' ? DIGIT : 0) | (in_word(folded(c)) ? IN_WORD : 0)
+                         | (words->first[c] ? WORD_START : 0) | (form != NULL && form->first[c] ? FORM_START : 0)
+                         | (c == '@' ? AT_SIGN : 0);
+}
+
+/* One pass over a 1-byte name for holds_word's and holds_form's finds (each unless already found)
+ * and an `@`; returns its count of digits, holds_long_number's own first look: fewer than 11, no run */
+static Py_ssize_t
+scan_narrow(const Py_UCS1 *d, Py_ssize_t n, const Classes *classes, const Words *words, const Form *form,
+            int *secret, int *customer, int *at)
+{
+    Py_ssize_t digits = 0;
+    unsigned char before = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char k = classes->of[d[i]];
+        digits += k & DIGIT;
+        if (k & (WORD_START | FORM_START | AT_SIGN)) {
+            /* an ASCII word only where a word starts (the rule's \b), as holds_word */
+            if ((k & WORD_START) && !(before & IN_WORD) && !*secret)
+                *secret = word_at(words, PyUnicode_1BYTE_KIND, d, n, i);
+            if ((k & FORM_START) && !*customer)
+                *customer = form_at(form, PyUnicode_1BYTE_KIND, d, n, i);
+            *at |= (k & AT_SIGN) != 0;
+        }
+        before = k;
+    }
+    return digits;
 }
 
 /* The form read from `spec`: None (no form: 0), or (letters, digits), letters lower-case ASCII of 1
@@ -1152,39 +1201,56 @@ read_words(Words *words, PyObject *tuple)
     return 0;
 }
 
-/* One name's strings (a str, or a list's str items) into `parts`, and whether one of them holds a
- * long number (`*number`) or a word for a secret (`*secret`); -1 with an error */
+/* What one name's strings (a str, or a list's str items) hold: a long number (`*number`), a word for a
+ * secret (`*secret`), the form's letters and digits (`*customer`), an `@` (`*at`); each string into
+ * `parts` unless it is NULL. -1 with an error */
+typedef struct {
+    const Words *words;
+    const Form *form; /* NULL: no form */
+    const Classes *classes;
+    PyObject *parts;  /* NULL: the text is not asked for */
+} Look;
+
 static int
-scan_value(PyObject *value, PyObject *parts, const Words *words, const Form *form, int *number, int *secret,
-           int *customer)
+scan_value(PyObject *value, const Look *look, int *number, int *secret, int *customer, int *at)
 {
     Py_ssize_t n = PyList_Check(value) ? PyList_GET_SIZE(value) : 1;
     for (Py_ssize_t j = 0; j < n; j++) {
         PyObject *item = PyList_Check(value) ? PyList_GET_ITEM(value, j) : value;
         if (!PyUnicode_Check(item))
             continue;
-        if (PyList_Append(parts, item) < 0)
+        if ((look->parts != NULL && PyList_Append(look->parts, item) < 0) || PyUnicode_READY(item) < 0)
             return -1;
-        int hit = *number ? 1 : holds_long_number(item);
+        int hit;
+        if (PyUnicode_KIND(item) == PyUnicode_1BYTE_KIND) {
+            /* without a form no character is FORM_START: `*customer` stays 0 */
+            Py_ssize_t digits = scan_narrow(PyUnicode_1BYTE_DATA(item), PyUnicode_GET_LENGTH(item), look->classes,
+                                            look->words, look->form, secret, customer, at);
+            hit = *number || digits < 11 ? *number : holds_long_number(item);
+        }
+        else {
+            hit = *secret ? 1 : holds_word(item, look->words);
+            if (hit < 0)
+                return -1;
+            *secret = hit;
+            hit = *customer || look->form == NULL ? *customer : holds_form(item, look->form);
+            if (hit < 0)
+                return -1;
+            *customer = hit;
+            *at |= PyUnicode_FindChar(item, '@', 0, PyUnicode_GET_LENGTH(item), 1) >= 0;
+            hit = *number ? 1 : holds_long_number(item);
+        }
         if (hit < 0)
             return -1;
         *number = hit;
-        hit = *secret ? 1 : holds_word(item, words);
-        if (hit < 0)
-            return -1;
-        *secret = hit;
-        hit = *customer || form == NULL ? *customer : holds_form(item, form);
-        if (hit < 0)
-            return -1;
-        *customer = hit;
     }
     return 0;
 }
 
-/* names_scan's loop: `parts` gets every string, then each record's end mark */
+/* names_scan's loop: the finds into `found` (numbers, secrets, customers or NULL, emails), and
+ * with the text asked for, `parts` gets every string, then each record's end mark */
 static int
-scan_records(PyObject *records, PyObject *attrs, const Words *words, const Form *form, PyObject *parts,
-             PyObject *end, PyObject *numbers, PyObject *secrets, PyObject *customers, Slot *slots)
+scan_records(PyObject *records, PyObject *attrs, const Look *look, PyObject *end, PyObject *found[4], Slot *slots)
 {
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
         /* held: a getter written in Python may drop it from the list */
@@ -1197,72 +1263,85 @@ scan_records(PyObject *records, PyObject *attrs, const Words *words, const Form 
                 failed = 1;
                 break;
             }
-            int number = 0, secret = 0, customer = 0;
-            failed = scan_value(value, parts, words, form, &number, &secret, &customer) < 0
-                     || (number && found_at(numbers, i, attr) < 0) || (secret && found_at(secrets, i, attr) < 0)
-                     || (customer && found_at(customers, i, attr) < 0);
+            int hits[4] = {0, 0, 0, 0};
+            failed = scan_value(value, look, &hits[0], &hits[1], &hits[2], &hits[3]) < 0;
+            for (int f = 0; f < 4 && !failed; f++)
+                failed = hits[f] && found_at(found[f], i, attr) < 0;
             Py_DECREF(value);
         }
         Py_DECREF(record);
-        if (failed || PyList_Append(parts, end) < 0)
+        if (failed || (look->parts != NULL && PyList_Append(look->parts, end) < 0))
             return -1;
     }
     return 0;
 }
 
 PyDoc_STRVAR(names_scan_doc,
-"names_scan(records, attrs, words, form=None)\n--\n\n"
+"names_scan(records, attrs, words, form=None, joined=True)\n--\n\n"
 "One pass over the records' `attrs` (a str, a list of str, or None) for the door's seals: (text,\n"
-"numbers, secrets, customers). `text` is every name in one str, joined by \\x1f, each record's ended by\n"
-"\\x1e: one search of it tells whether any name of the batch holds a form (a customer id's, say), and\n"
-"where it found one tells which record holds it, unless a name holds \\x1e. `numbers` is the (index,\n"
-"attr) of each name holding a run of 11 digits or more where a card, resident ID, mobile number or IMEI\n"
-"may hide (a run that is one group of ASCII digits is one only if such a number can be read in it);\n"
-"`secrets` of each holding one of `words` (at most 64 str of 1 to 24 characters, ASCII letters in\n"
-"lower case): an ASCII one in any case or width where a word starts, another anywhere. `customers`,\n"
-"with `form` (letters, digits), of each holding those letters (lower-case ASCII, 1 to 24) in any case or\n"
-"width and that many digits after them, anywhere; None without.");
+"numbers, secrets, customers, emails). `text` (None unless `joined`) is every name in one str, joined by\n"
+"\\x1f, each record's ended by \\x1e: one search of it tells whether any name of the batch holds a form\n"
+"(a customer id's, say), and where it found one tells which record holds it, unless a name holds\n"
+"\\x1e. `numbers` is the (index, attr) of each name holding a run of 11 digits or more where a card,\n"
+"resident ID, mobile number or IMEI may hide (a run that is one group of ASCII digits is one only if\n"
+"such a number can be read in it); `secrets` of each holding one of `words` (at most 64 str of 1 to 24\n"
+"characters, ASCII letters in lower case): an ASCII one in any case or width where a word starts,\n"
+"another anywhere. `customers`, with `form` (letters, digits), of each holding those letters\n"
+"(lower-case ASCII, 1 to 24) in any case or width and that many digits after them, anywhere; None\n"
+"without. `emails` of each holding an `@`.");
 
 static PyObject *
 door_names_scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if ((nargs != 3 && nargs != 4) || !PyList_Check(args[0]) || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "names_scan(records: list, attrs: tuple, words: tuple, form=None)");
+    if (nargs < 3 || nargs > 5 || !PyList_Check(args[0]) || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "names_scan(records: list, attrs: tuple, words: tuple, form=None, joined=True)");
         return NULL;
     }
+    int joined = nargs == 5 ? PyObject_IsTrue(args[4]) : 1;
+    if (joined < 0)
+        return NULL;
     /* one per call, off the stack (6 kB): a getter run by the scan may call this again */
     Words *words = PyMem_Calloc(1, sizeof *words);
     Form *form = PyMem_Calloc(1, sizeof *form);
+    Classes *classes = PyMem_Calloc(1, sizeof *classes);
     Slot *slots = PyMem_Calloc(PyTuple_GET_SIZE(args[1]) + 1, sizeof *slots);
-    if (words == NULL || form == NULL || slots == NULL) {
+    if (words == NULL || form == NULL || classes == NULL || slots == NULL) {
         PyMem_Free(words);
         PyMem_Free(form);
+        PyMem_Free(classes);
         PyMem_Free(slots);
         return PyErr_NoMemory();
     }
     PyObject *result = NULL, *separator = NULL, *text = NULL;
-    PyObject *parts = PyList_New(0), *end = PyUnicode_FromString("\x1e");
-    PyObject *numbers = PyList_New(0), *secrets = PyList_New(0), *customers = NULL;
-    int formed = parts == NULL || end == NULL || numbers == NULL || secrets == NULL || read_words(words, args[2]) < 0
+    PyObject *parts = joined ? PyList_New(0) : NULL, *end = PyUnicode_FromString("\x1e");
+    PyObject *found[4] = {PyList_New(0), PyList_New(0), NULL, PyList_New(0)}; /* numbers, secrets, customers, emails */
+    int formed = (joined && parts == NULL) || end == NULL || found[0] == NULL || found[1] == NULL || found[3] == NULL
+                         || read_words(words, args[2]) < 0
                      ? -1
-                     : read_form(form, nargs == 4 ? args[3] : Py_None);
-    if (formed < 0 || (formed && (customers = PyList_New(0)) == NULL)
-        || scan_records(args[0], args[1], words, formed ? form : NULL, parts, end, numbers, secrets, customers,
-                        slots) < 0)
+                     : read_form(form, nargs >= 4 ? args[3] : Py_None);
+    if (formed < 0 || (formed && (found[2] = PyList_New(0)) == NULL))
         goto done;
-    separator = PyUnicode_FromString("\x1f");
-    text = separator == NULL ? NULL : PyUnicode_Join(separator, parts);
-    if (text != NULL)
-        result = PyTuple_Pack(4, text, numbers, secrets, formed ? customers : Py_None);
+    read_classes(classes, words, formed ? form : NULL);
+    Look look = {words, formed ? form : NULL, classes, parts};
+    if (scan_records(args[0], args[1], &look, end, found, slots) < 0)
+        goto done;
+    if (joined) {
+        separator = PyUnicode_FromString("\x1f");
+        text = separator == NULL ? NULL : PyUnicode_Join(separator, parts);
+        if (text == NULL)
+            goto done;
+    }
+    result = PyTuple_Pack(5, joined ? text : Py_None, found[0], found[1], formed ? found[2] : Py_None, found[3]);
 done:
     PyMem_Free(words);
     PyMem_Free(form);
+    PyMem_Free(classes);
     PyMem_Free(slots);
     Py_XDECREF(parts);
     Py_XDECREF(end);
-    Py_XDECREF(numbers);
-    Py_XDECREF(secrets);
-    Py_XDECREF(customers);
+    for (int f = 0; f < 4; f++)
+        Py_XDECREF(found[f]);
     Py_XDECREF(separator);
     Py_XDECREF(text);
     return result;

@@ -33,7 +33,17 @@ def doubtful_times(
     pairs: list[tuple[Any, Any]], low: int, high: int, ahead: int, behind: int, reference: bool
 ) -> list[tuple[Any, Any]]: ...
 def names_scan(
-    records: list[Any], attrs: tuple[str, ...], words: tuple[str, ...], form: tuple[str, int] | None = None
-) -> tuple[str, list[tuple[int, str]], list[tuple[int, str]], list[tuple[int, str]] | None]: ...
+    records: list[Any],
+    attrs: tuple[str, ...],
+    words: tuple[str, ...],
+    form: tuple[str, int] | None = None,
+    joined: bool = True,
+) -> tuple[
+    str | None,
+    list[tuple[int, str]],
+    list[tuple[int, str]],
+    list[tuple[int, str]] | None,
+    list[tuple[int, str]],
+]: ...
 def distinct(records: list[Any], attr: str, items: bool = False) -> set[Any]: ...
 def misrouted(decoded: list[tuple[Any, Any]], attr: str) -> int: ...

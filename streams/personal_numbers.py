@@ -369,13 +369,15 @@ def _letters(digest: str) -> str:
 
 class Scan(NamedTuple):
     """One pass over a batch's names, shared by the seals (streams/_door.c `names_scan`): the names
-    joined, and those holding a long number, a word for a secret or a customer id's letters and
-    digits (None: a form the C search does not read, searched in the names joined)."""
+    joined (None: no seal searches them), and those holding a long number, a word for a secret, a
+    customer id's letters and digits (None: a form the C search does not read, searched in the
+    names joined) or an `@`."""
 
-    text: str
+    text: str | None
     numbers: list[tuple[int, str]]
     secrets: list[tuple[int, str]]
     customers: list[tuple[int, str]] | None
+    emails: list[tuple[int, str]]
 
 
 class NameSeal:
@@ -457,6 +459,7 @@ class CustomerIdSeal(NameSeal):
         the form: 116 000 rewrites of the mixed day's)."""
         if scan.customers is not None:  # a form of letters then digits, found in C name by name
             return scan.customers
+        assert scan.text is not None  # joined for a form the C search does not read (`DoorSeals`)
         text = half_width(scan.text)  # the same length: one character each
         search = self._anywhere_ascii if text.isascii() else self._anywhere.finditer
         found = [m.start() for m in search(text)]
@@ -539,12 +542,9 @@ class EmailSeal(NameSeal):
     def _candidates(
         self, records: list[Any], names: tuple[str, ...], scan: Scan
     ) -> Iterable[tuple[int, str]]:
-        """The names holding an `@`: one search of the batch's names joined (most hold none); no
-        seal before this one writes an `@`."""
-        names = tuple(n for n in names if n not in self._NOT_ADDRESSES)
-        if not names or "@" not in scan.text:
-            return ()
-        return ((i, n) for i, r in enumerate(records) for n in names if "@" in str(getattr(r, n) or ""))
+        """The names holding an `@`, found in C (streams/_door.c `names_scan`); no seal before this
+        one writes an `@`."""
+        return [(i, n) for i, n in scan.emails if n in names and n not in self._NOT_ADDRESSES]
 
 
 _EMAIL = re.compile(
@@ -585,10 +585,12 @@ class DoorSeals:
     ):
         self._seals: list[NameSeal] = [SecretSeal(), NumberSeal(digest)]
         self._form = None  # the customer id's letters and digits, for the C scan
+        self._joined = False  # whether a seal searches the batch's names joined
         if customer_id_form:
             customers = CustomerIdSeal(customer_id_form, pseudonymize)
             self._seals.append(customers)
             self._form = customers.scan_form
+            self._joined = self._form is None
         self._seals.append(EmailSeal(digest, employee_id_form))
 
     def text(self, text: str) -> str:
@@ -609,6 +611,6 @@ class DoorSeals:
         `p_…` holds no `@`, no run of 11 digits and no whole customer id; the seals run on each name
         alone give the same: `test_a_batch_seals_each_name_as_the_seals_in_turn_seal_it_alone`)."""
         if names + words:
-            scan = Scan(*_door.names_scan(records, names + words, STEMS, self._form))
+            scan = Scan(*_door.names_scan(records, names + words, STEMS, self._form, self._joined))
             for seal in self._seals:
                 seal.seal(records, names + words if seal.words else names, scan)

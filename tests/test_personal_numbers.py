@@ -411,6 +411,54 @@ def test_a_form_of_letters_then_digits_is_found_in_c_wherever_the_search_in_any_
     assert _door.names_scan([Named("C0000022")], ("name",), ())[3] is None  # no form, no such search
 
 
+def test_a_narrow_name_is_scanned_in_one_pass_as_each_search_reads_a_wide_one() -> None:
+    """A 1-byte name (Latin-1; most are ASCII) is read by one pass for every search of `names_scan`
+    (a table look a character), a wider one by each search's own loop: random names of numbers,
+    separators, words for a secret and near misses, customer ids and near misses, `@` and Latin-1
+    letters are found alike either way (made wide by a character at their end that no search reads),
+    and the names holding an `@` are those the address seal looks at."""
+    from streams.secret_words import STEMS
+
+    rng = random.Random(5)
+    pieces = [CARD, MOBILE, RIC, "C0000022", "c000002", "C", "0000", "pwd", "PIN", "Cvv2", "xp", "exp", "pw"]
+    pieces += [
+        "_",
+        "-",
+        " ",
+        ".",
+        ":",
+        "=",
+        "@",
+        "ü",
+        "é",
+        "\xa0",
+        "\xff",
+        "0",
+        "12",
+        "x",
+        "X",
+        "a",
+        "sms",
+        "ep",
+    ]
+
+    class Named:
+        def __init__(self, name: str):
+            self.name = name
+
+    names = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))) for _ in range(5000)]
+
+    def found(texts: list[str]) -> tuple[Any, ...]:
+        text, *hits = _door.names_scan([Named(t) for t in texts], ("name",), STEMS, ("c", 7), False)
+        assert text is None  # not asked for
+        return tuple(hits)
+
+    narrow = found(names)
+    assert narrow == found([n + "\u0100" for n in names])
+    assert all(len(hits) > 300 for hits in narrow), [len(hits) for hits in narrow]
+    assert [i for i, _ in narrow[3]] == [i for i, n in enumerate(names) if "@" in n]
+
+
 def test_the_policys_vocabulary_is_left_as_written(policy) -> None:
     """Only names a producer chooses are sealed: an app version, a system or a purpose is compared
     with the policy, and a sealed one would match no declaration (false SDK alerts)."""
