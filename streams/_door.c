@@ -973,9 +973,13 @@ typedef struct {
     Py_ssize_t count, len[MOST_WORDS];
     Py_UCS4 word[MOST_WORDS][LONGEST_WORD]; /* ASCII letters in lower case */
     char first[256];                        /* the ASCII characters a word starts with, in either case */
+    /* the words by their first character: head[c] is the first of those starting with ASCII c
+       (head[128]: with another), next[w] the one after w; -1 ends. A name's word starts try the
+       two or three words of their letter, not all of them (a fifth of the scan) */
+    signed char head[129], next[MOST_WORDS];
 } Words;
 
-static Py_UCS4
+static inline Py_UCS4
 folded(Py_UCS4 c)
 {
     /* half_width's ranges (letters and digits): full-width punctuation stays itself, as in the rule,
@@ -1002,7 +1006,7 @@ static int
 word_at(const Words *words, int kind, const void *data, Py_ssize_t n, Py_ssize_t i)
 {
     Py_UCS4 c = folded(PyUnicode_READ(kind, data, i));
-    for (Py_ssize_t w = 0; w < words->count; w++) {
+    for (Py_ssize_t w = words->head[c < 128 ? c : 128]; w >= 0; w = words->next[w]) {
         Py_ssize_t len = words->len[w], k = 1;
         if (words->word[w][0] != c || i + len > n)
             continue;
@@ -1184,7 +1188,8 @@ read_words(Words *words, PyObject *tuple)
         return -1;
     }
     words->count = PyTuple_GET_SIZE(tuple);
-    for (Py_ssize_t w = 0; w < words->count; w++) {
+    memset(words->head, -1, sizeof words->head);
+    for (Py_ssize_t w = words->count - 1; w >= 0; w--) { /* from the last: each head's chain in order */
         PyObject *word = PyTuple_GET_ITEM(tuple, w);
         if (!PyUnicode_Check(word) || PyUnicode_READY(word) < 0 || PyUnicode_GET_LENGTH(word) == 0
             || PyUnicode_GET_LENGTH(word) > LONGEST_WORD) {
@@ -1197,6 +1202,8 @@ read_words(Words *words, PyObject *tuple)
         Py_UCS4 c = words->word[w][0];
         if (c < 128)
             words->first[c] = words->first[c >= 'a' && c <= 'z' ? c - 32 : c] = 1;
+        words->next[w] = words->head[c < 128 ? c : 128];
+        words->head[c < 128 ? c : 128] = (signed char)w;
     }
     return 0;
 }
