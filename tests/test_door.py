@@ -232,6 +232,33 @@ def test_count_rollup_is_the_python_loop(
     assert run(_door.count_rollup, Counter(seeded)) == run(ref_count_rollup, Counter(seeded))
 
 
+def test_count_rollup_reads_labels_as_their_class_does() -> None:
+    """count_rollup looks a label up in the dict itself where the labels' class keeps dict's own []
+    (the engine's Labels, whose __missing__ still makes a new value's label), and through the class's
+    [] where it has its own: each answers as `labels[value]` in Python."""
+
+    class Spelled(dict):  # its own []: every label said its way
+        def __getitem__(self, key: Any) -> Any:
+            found = super().__getitem__(key)
+            return (f"<{found[0]}>", found[1]) if isinstance(key, tuple) else f"<{found}>"
+
+    class Missing(dict):  # dict's own [], and a label made for a value not there
+        def __missing__(self, key: Any) -> Any:
+            return ("new", ()) if isinstance(key, tuple) else f"new-{key}"
+
+    events = [Ev(60_000 * i, ["a", "b"][: i % 3], f"o{i % 3}", ["ok", "no"][i % 2]) for i in range(9)]
+    coverage = {(): ("c0", ()), ("a",): ("c1", ()), ("a", "b"): ("c2", ("b",))}
+    orgs, outcomes = {"o0": "O0", "o1": "O1", "o2": "O2"}, {"ok": "OK", "no": "NO", "view": "V"}
+    for kind in (dict, Spelled, Missing):
+        some = 1 if kind is Missing else 3  # Missing makes the rest
+        labels = [kind(dict(list(d.items())[:some])) for d in (coverage, orgs, outcomes)]
+        counted, expected = Counter(), Counter()
+        args = ("access", "fields", "org", "outcome", "action", *labels)
+        gaps = _door.count_rollup(copy.deepcopy(events), *args, counted)
+        assert gaps == ref_count_rollup(copy.deepcopy(events), *args, expected)
+        assert counted == expected and sum(counted.values()) == len(events), kind
+
+
 class Raw(msgspec.Struct):  # as streams.codecs.RawRecord: the attributes the door reads
     value: Any
     headers: Any = None
