@@ -293,6 +293,25 @@ IdWindow_contains(IdWindow *w, PyObject *text)
     return w->table[slot_of(w, d)] != 0;
 }
 
+/* `v` in decimal at `out` (at least 20 bytes), as str(v) writes it; its length. snprintf's "%lld"
+ * read its format anew for each event: a fifth of the key's making. */
+static int
+decimal(long long v, char *out)
+{
+    char reversed[20];
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    int n = 0, len = 0;
+    do {
+        reversed[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = reversed[--n];
+    return len;
+}
+
 /* `id` + "\x1f" + str(ts). Written in place where the id is a str of one byte a character and ts
  * an int of 64 bits, as nearly every event's are: PyUnicode_FromFormat parsed its format and made
  * str(ts) for each event, four fifths of the window's time (0.26 µs an access event, 0.06 without) */
@@ -305,7 +324,7 @@ joined_key(PyObject *id, PyObject *ts)
         long long v = PyLong_AsLongLongAndOverflow(ts, &overflow);
         if (!overflow && !(v == -1 && PyErr_Occurred())) {
             char digits[24];
-            int n = snprintf(digits, sizeof digits, "%lld", v);
+            int n = decimal(v, digits);
             Py_ssize_t len = PyUnicode_GET_LENGTH(id);
             /* the id's widest character: the key is as canonical a str as the id */
             PyObject *key = PyUnicode_New(len + 1 + n, PyUnicode_MAX_CHAR_VALUE(id));
