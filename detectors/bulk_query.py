@@ -84,10 +84,14 @@ Read = tuple[list[WindowEntry], JrClass, int, tuple[int, ...], str | None]
 
 
 _PURPOSE = attrgetter("purpose")
-# a kind of read by an entitlement version, as `BulkQueryDetector._kind` found it: (the version, the
-# permission set, its Counter or OwnBook (None: no post's own work), the most rows one customer's
-# read returns as that work, the book's id on an ordinary day)
-Kind = tuple[Any, str, Counter | OwnBook | None, int, str]
+# a kind of read by a post, as `BulkQueryDetector._post_kind` found it: (the permission set, its
+# Counter or OwnBook (None: no post's own work), the most rows one customer's read returns as that
+# work (-1: none), the book's id on an ordinary day, its day measure where no peak day raises it,
+# whether it is the counter's). The block is typed Any: `_duty` tells its kind by the two figures
+# after it, not by an isinstance per read
+PostKind = tuple[str, Any, int, str, tuple[int, str] | None, bool]
+# ... by an entitlement version (`BulkQueryDetector._kind`): the version, then its post's
+Kind = tuple[Any, str, Any, int, str, tuple[int, str] | None, bool]
 _C2 = CLASS_RANK[JrClass.C2]
 # a rank's class as an alert names it: an enum's `.value` costs a descriptor call, per customer
 _CLASS_NAME = {rank: cls.value for rank, cls in RANK_CLASS.items()}
@@ -807,7 +811,7 @@ class BulkQueryDetector:
         self._kinds: dict[tuple[Any, ...], Kind] = {}
         # (roles, active, action, system, fields, purpose) -> the same, less the version: the
         # employees of one post read the same kinds
-        self._posts: dict[tuple[Any, ...], tuple[str, Counter | OwnBook | None, int, str]] = {}
+        self._posts: dict[tuple[Any, ...], PostKind] = {}
         self._kinds_of: Any = None  # the catalog they were asked of
 
     @staticmethod
@@ -1066,9 +1070,10 @@ class BulkQueryDetector:
         if all(e is None or duty_roles.isdisjoint(e.roles) for e in versions):
             return None
         flags: list[bool] = []
-        # the reads whose customer decides: (index, the book, the most a day, the book's scope, the
-        # employee's org, the peak day that set the most)
-        asks: list[tuple[int, str, int, str, str, str]] = []
+        # the reads whose customer decides: (index, the customer, the time, the book, the most a day,
+        # the book's scope or WALK_IN for the counter's walk-ins, the employee's org, the peak day
+        # that set the most)
+        asks: list[tuple[int, str, int, str, int, str, str, str]] = []
         kinds = self._kinds_asked(catalog)
         duty_purposes = catalog.duty_purposes
         for i, ev in enumerate(evs):
@@ -1081,32 +1086,40 @@ class BulkQueryDetector:
             seen = kinds.get(kind)
             if seen is None or seen[0] is not ent:  # not asked, or asked of a version since collected
                 seen = kinds[kind] = self._kind(catalog, ent, kind)
-            _, perms, block, most_rows, book = seen
-            if block is None or ev.row_count > most_rows:
-                # no post's work; or one customer named, others' rows returned: no counter's or book's
+            _, perms, block, most_rows, book, steady, at_counter = seen
+            if ev.row_count > most_rows:
+                # no post's work (-1); or one customer named, others' rows returned: no counter's or book's
                 flags.append(False)
                 continue
-            ts = ev.ts
-            most, peak = catalog.day_measure(perms, block, ts)
+            cid, ts = ev.subject_ids[0], ev.ts
+            most, peak = steady or catalog.day_measure(perms, block, ts)
             if peak:
                 book += _peak_book(peak)
-            if isinstance(block, Counter):  # the counter's day, then (by the customer's org) its walk-ins
-                served = win.own_read(book, ev.subject_ids[0], ts, most)
+            if at_counter:  # the counter's day, then (by the customer's org) its walk-ins
+                served = win.own_read(book, cid, ts, most)
                 flags.append(served)
                 if not served:
                     win.past[f"at the counter past its {most} customers a day{_on_peak(ctx, peak)}"] = ts
                 elif block.walk_ins_per_day is not None:
-                    asks.append((i, f"{WALK_IN}{perms}", block.walk_ins_per_day, "", ent.org_id, ""))
+                    walk_in = (
+                        i,
+                        cid,
+                        ts,
+                        f"{WALK_IN}{perms}",
+                        block.walk_ins_per_day,
+                        WALK_IN,
+                        ent.org_id,
+                        "",
+                    )
+                    asks.append(walk_in)
                 continue
             flags.append(False)
-            asks.append((i, book, most, block.scope, ent.org_id, peak))
+            asks.append((i, cid, ts, book, most, block.scope, ent.org_id, peak))
         if asks and fed(ctx.refs.customers):  # a stream the deployment does not feed vouches for none
-            customers = ctx.refs.customers.as_of_many(
-                [evs[a[0]].subject_ids[0] for a in asks], [evs[a[0]].ts for a in asks]
-            )
-            for (i, book, most, scope, org, peak), c in zip(asks, customers, strict=True):
-                cid, ts = evs[i].subject_ids[0], evs[i].ts
-                if book.startswith(WALK_IN):  # the counter serves anyone: a few other orgs' customers a day
+            _, cids, times, *_ = zip(*asks, strict=True)
+            customers = ctx.refs.customers.as_of_many(cids, times)
+            for (i, cid, ts, book, most, scope, org, peak), c in zip(asks, customers, strict=True):
+                if scope is WALK_IN:  # the counter serves anyone: a few other orgs' customers a day
                     if c is not None and c.org_id != org:
                         flags[i] = win.own_read(book, cid, ts, most)
                         if not flags[i]:
@@ -1130,21 +1143,22 @@ class BulkQueryDetector:
             found = self._posts[post] = self._post_kind(catalog, post)
         return ent, *found
 
-    def _post_kind(
-        self, catalog: Any, post: tuple[Any, ...]
-    ) -> tuple[str, Counter | OwnBook | None, int, str]:
+    def _post_kind(self, catalog: Any, post: tuple[Any, ...]) -> PostKind:
         """Of a post's kind of read: its counter's permission set, else its own book's (an active
         employee's), else none (block None); the most rows one customer's read returns as that
-        work; the book's id on an ordinary day."""
+        work (-1: none is); the book's id on an ordinary day; its day measure where no peak day
+        raises it (`Catalog.steady_measure`); whether it is the counter's."""
         roles, active, *kind = post
-        desk = catalog.at_counter(roles, *kind)
-        if desk is not None:
-            return desk[0], desk[1], self._most_rows(desk[1]), f"{COUNTER}{desk[0]}"
-        # a print of the book's one customer is that customer's copy (`Catalog.own_book`)
-        mine = catalog.own_book(roles, *kind) if active else None
-        if mine is not None:
-            return mine[0], mine[1], self._most_rows(mine[1]), f"{OWN}{mine[0]}"
-        return "", None, 0, ""
+        found: tuple[str, Counter | OwnBook] | None = catalog.at_counter(roles, *kind)
+        at_counter = found is not None
+        if found is None and active:
+            # a print of the book's one customer is that customer's copy (`Catalog.own_book`)
+            found = catalog.own_book(roles, *kind)
+        if found is None:
+            return "", None, -1, "", None, False
+        perms, block = found
+        book = f"{COUNTER if at_counter else OWN}{perms}"
+        return perms, block, self._most_rows(block), book, catalog.steady_measure(perms, block), at_counter
 
     def _kinds_asked(self, catalog: Any) -> dict[tuple[Any, ...], Kind]:
         """The kinds of access `_duty` asked the catalog of, and of which posts; forgotten when the

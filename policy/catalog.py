@@ -476,6 +476,11 @@ class Catalog:
             self._day_measures[key] = found
         return found
 
+    def steady_measure(self, perms: str, block: Counter | OwnBook) -> tuple[int, str] | None:
+        """`day_measure` where it is the same every day: no peak day raises permission set `perms`'s
+        (most sets), else None. Asked once per kind of read, not per read."""
+        return None if self._peaks.get(perms) else (block.customers_per_day, "")
+
     def _covering(
         self,
         block: str,

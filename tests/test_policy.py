@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -485,6 +486,27 @@ def test_a_peak_day_that_cannot_raise_a_measure_is_refused_where_it_is(
     bad_line = next(i for i, line in enumerate(f.read_text().splitlines(), 1) if typo in line)
     assert e.value.key == key and said in e.value.message and fix in e.value.fix, str(e.value)
     assert e.value.line is not None and e.value.line <= bad_line, str(e.value)
+
+
+def test_a_steady_day_measure_is_every_days_and_none_where_a_peak_raises_it(catalog) -> None:
+    """bulk_query takes `Catalog.steady_measure` once per kind of read in place of asking
+    `day_measure` at every read: it must be every day's answer, pension day's and a month's end
+    included, and absent for a set a peak day raises (the counter's, organisation.yaml `peak_days`)."""
+    sets = catalog.policy.organisation.permissions
+    days = [_ms(2026, 3, d, h) for d in (9, 10, 31) for h in (0, 12, 23)]
+    for perms in ("counter_service", "customer_management", "credit_review", "aml_monitoring", "back_office"):
+        block = sets[perms].counter or sets[perms].own_book
+        steady = catalog.steady_measure(perms, block)
+        measures = {catalog.day_measure(perms, block, ts) for ts in days}
+        if perms in catalog._peaks:
+            assert steady is None and len(measures) > 1, (perms, measures)
+        else:
+            assert measures == {steady} == {(block.customers_per_day, "")}, (perms, steady, measures)
+
+
+def _ms(year: int, month: int, day: int, hour: int) -> int:
+    """Epoch milliseconds of that hour, Beijing time (organisation.yaml's bank day)."""
+    return int(datetime(year, month, day, hour, tzinfo=timezone(timedelta(hours=8))).timestamp() * 1000)
 
 
 def test_a_purpose_that_also_uses_an_unknown_purpose_points_at_its_line(policy_copy: Path) -> None:
