@@ -121,6 +121,8 @@ class ClickHouseTableSink(Sink[Any]):
             last = rows[-1] if not rejected else self._last_accepted(items, rows, rejected)
             if self.unverified is None:
                 self.verify(last)
+            elif not rejected:  # the batch itself, which `flush` handed over (rollups: ~1 row an event)
+                self.unverified.append((items, last))
             else:
                 refused = {id(r.item) for r in rejected}
                 self.unverified.append(([i for i in items if id(i) not in refused], last))
