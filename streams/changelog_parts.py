@@ -78,9 +78,9 @@ def split(
             records.append((key, orjson.dumps(head), HEAD_HEADERS))
         else:
             records.append((key, value, None))
-        old = heads.get(key, ())
-        records += [(pk, None, None) for pk in old if pk not in parts]
-        if old or parts:
+        old = heads.get(key)
+        if old or parts:  # a large value, now or at the last commit (a few keys of thousands)
+            records += [(pk, None, None) for pk in old or () if pk not in parts]
             named[key] = parts
     return records, named
 
