@@ -101,7 +101,7 @@ class ClickHouseTableSink(Sink[Any]):
         self.unverified: list[tuple[list[Any], Sequence[Any]]] | None = None
         # the sinks (of the same client) whose tables this one's probe asks about too, in the same
         # two queries: one table's took ~3.5 ms of CPU, and the runtime's first checkpoint asked for
-        # five (`probe_together`)
+        # five (`Tables.read_back_together` sets it)
         self.probed_with: list[ClickHouseTableSink] = []
 
     def write(self, items: list[Any]) -> None:
