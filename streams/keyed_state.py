@@ -39,6 +39,10 @@ _MISSING = object()
 json_encode: Callable[[Any], bytes] = msgspec.json.Encoder().encode
 # A partition's store: plain data, or a detector's object that knows `to_json()`
 state_encode: Callable[[Any], bytes] = msgspec.json.Encoder(enc_hook=lambda obj: obj.to_json()).encode
+# Bytes of values per RocksDB write batch. Measured on a 100 000-event run's last checkpoint (12.3 MB
+# in 10 059 changes over three stores, fresh process): one batch per store 17.5-21 ms of CPU, 1 MiB
+# 13-16, 256 KiB 10-11, 64 KiB 9-12; written again (warm) 16-19, 14-17, 12-13, 12-15.
+WRITE_BATCH_BYTES = 256 << 10
 
 
 class RocksMemory:
@@ -292,12 +296,19 @@ class KeyedStore:
                 self._pending[key] = self._db.get(raw_key)
 
     def _write(self, changes: list[Change]) -> None:
-        batch = WriteBatch(raw_mode=True)
+        """In batches of about WRITE_BATCH_BYTES, not one: RocksDB copies a batch into its memtable
+        while the batch is still in the CPU's cache. Not atomic, and need not be: a store a crash
+        left behind is destroyed and restored, never trusted (the class's docstring)."""
+        batch, size = WriteBatch(raw_mode=True), 0
         for raw_key, raw_value in changes:
             if raw_value is None:
                 batch.delete(raw_key)
             else:
                 batch.put(raw_key, raw_value)
+                size += len(raw_value)
+                if size > WRITE_BATCH_BYTES:
+                    self._db.write(batch, self._write_opts)
+                    batch, size = WriteBatch(raw_mode=True), 0
         self._db.write(batch, self._write_opts)
 
     def __len__(self) -> int:

@@ -18,7 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.changelog import FORMAT_KEY, MARKER_KEY, STATE_FORMAT, Changelog, StateTooNew
-from streams.keyed_state import KeyedStore, TimerService
+from streams.keyed_state import WRITE_BATCH_BYTES, KeyedStore, TimerService
 from streams.sinks.kafka import producer_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,6 +88,30 @@ def test_in_place_change_is_checkpointed_and_survives_reopening(tmp_path: Path) 
     s.close()
     reopened = KeyedStore(tmp_path / "s", cache_size=4)
     assert reopened.get("C1")[3] == ["identity", "account", "biometric"]
+    reopened.destroy()
+
+
+def test_a_checkpoint_larger_than_a_write_batch_stores_every_change(tmp_path: Path) -> None:
+    """`_write` cuts a checkpoint into batches of WRITE_BATCH_BYTES: values, large and small, and
+    deletions on either side of each cut all reach RocksDB."""
+    s = KeyedStore(tmp_path / "s", cache_size=4)
+    large = WRITE_BATCH_BYTES // 3
+    expected = {f"k{i:03d}": ["x" * (large if i % 7 == 0 else 10), i] for i in range(100)}
+    for key, value in expected.items():
+        s.put(key, value)
+    assert sum(len(v or b"") for _, v in s.changes()) > 4 * WRITE_BATCH_BYTES
+    for i in range(100):  # deletions among values rewritten large
+        key = f"k{i:03d}"
+        if i % 3 == 0:
+            s.delete(key)
+            expected.pop(key)
+        elif i % 5 == 0:
+            expected[key] = ["y" * large, -i]
+            s.put(key, expected[key])
+    assert sum(len(v or b"") for _, v in s.changes()) > 4 * WRITE_BATCH_BYTES
+    s.close()
+    reopened = KeyedStore(tmp_path / "s", cache_size=4)
+    assert dict(reopened.items()) == expected
     reopened.destroy()
 
 
