@@ -216,6 +216,90 @@ door_misrouted(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return failed ? NULL : PyLong_FromSsize_t(wrong);
 }
 
+PyDoc_STRVAR(any_blank_doc,
+"any_blank(decoded, attr)\n--\n\n"
+"Whether an (raw, event) pair's event `attr` is blank, not str.strip(): empty or whitespace only\n"
+"(str.isspace), or no str (str.strip would raise on it): the caller's own loop then looks at each\n"
+"(streams/codecs.py `Decoder._check_keys`). Read at the Structs' slots.");
+
+static PyObject *
+door_any_blank(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "any_blank(decoded: list, attr: str)");
+        return NULL;
+    }
+    Slot slot = {0};
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(args[0]); i++) {
+        /* held: a getter written in Python may change the list */
+        PyObject *pair = Py_NewRef(PyList_GET_ITEM(args[0], i));
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            Py_DECREF(pair);
+            PyErr_SetString(PyExc_TypeError, "any_blank: decoded must hold (raw, event) pairs");
+            return NULL;
+        }
+        PyObject *value = slot_get(&slot, PyTuple_GET_ITEM(pair, 1), args[1]);
+        Py_DECREF(pair);
+        if (value == NULL)
+            return NULL;
+        int blank = 1; /* no str, or one not ready: the caller's loop says why */
+        if (PyUnicode_Check(value) && PyUnicode_READY(value) == 0) {
+            int kind = PyUnicode_KIND(value);
+            const void *data = PyUnicode_DATA(value);
+            Py_ssize_t n = PyUnicode_GET_LENGTH(value), k = 0;
+            while (k < n && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, k)))
+                k++;
+            blank = k == n;
+        }
+        Py_DECREF(value);
+        PyErr_Clear();
+        if (blank)
+            Py_RETURN_TRUE;
+    }
+    Py_RETURN_FALSE;
+}
+
+PyDoc_STRVAR(newest_doc,
+"newest(events)\n--\n\n"
+"max(map(attrgetter('ts'), events)) where every `ts` is an int of 64 bits, read at the Structs'\n"
+"slots; None otherwise (no events, or a time only Python compares), for the caller's max.");
+
+static PyObject *
+door_newest(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "newest(events: list)");
+        return NULL;
+    }
+    PyObject *ts_name = PyUnicode_InternFromString("ts");
+    if (ts_name == NULL)
+        return NULL;
+    Slot slot = {0};
+    long long most = 0;
+    int exact = PyList_GET_SIZE(args[0]) > 0;
+    for (Py_ssize_t i = 0; exact && i < PyList_GET_SIZE(args[0]); i++) {
+        /* held: a getter written in Python may change the list */
+        PyObject *ev = Py_NewRef(PyList_GET_ITEM(args[0], i));
+        PyObject *ts = slot_get(&slot, ev, ts_name);
+        Py_DECREF(ev);
+        if (ts == NULL) {
+            Py_DECREF(ts_name);
+            return NULL;
+        }
+        int overflow = 0;
+        long long v = PyLong_CheckExact(ts) ? PyLong_AsLongLongAndOverflow(ts, &overflow) : 0;
+        exact = PyLong_CheckExact(ts) && !overflow && !(v == -1 && PyErr_Occurred());
+        Py_DECREF(ts);
+        if (exact && (i == 0 || v > most))
+            most = v;
+    }
+    Py_DECREF(ts_name);
+    PyErr_Clear();
+    if (!exact)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(most);
+}
+
 /* Whether `labels` is a dict whose class keeps dict's own __getitem__ (the engine's Labels add only
  * __missing__): 1, 0, or -1 with an error. A dict subclass's [] from C calls its __getitem__ as a
  * method (CPython's slot for it), about 40 ns a look-up; four an access event were a third of
@@ -1401,6 +1485,8 @@ static PyMethodDef door_methods[] = {
     {"names_scan", (PyCFunction)(void (*)(void))door_names_scan, METH_FASTCALL, names_scan_doc},
     {"distinct", (PyCFunction)(void (*)(void))door_distinct, METH_FASTCALL, distinct_doc},
     {"misrouted", (PyCFunction)(void (*)(void))door_misrouted, METH_FASTCALL, misrouted_doc},
+    {"any_blank", (PyCFunction)(void (*)(void))door_any_blank, METH_FASTCALL, any_blank_doc},
+    {"newest", (PyCFunction)(void (*)(void))door_newest, METH_FASTCALL, newest_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -479,9 +479,9 @@ class Decoder:
         `policy.model.id_spelling` trims them. A probe's `actor_id: " "` (a CHAR column's padding)
         and `recipient_id: "\u3000"` were judged as one actor named "", every employee whose log
         line lost its user pooled into one bulk_query. One C pass over the batch when none is."""
-        key = _KEY_OF[stream]
-        if all(map(str.strip, map(key, map(_event, out.ok)))):
+        if not _door.any_blank(out.ok, STREAM_KEYS[stream]):  # one C pass over the batch
             return
+        key = _KEY_OF[stream]
         kept = []
         for pair in out.ok:
             if key(pair[1]).strip():
@@ -703,7 +703,6 @@ class Decoder:
 
 _value = attrgetter("value")
 _headers = attrgetter("headers")
-_event = itemgetter(1)
 _KEY_OF = {stream: attrgetter(key) for stream, key in STREAM_KEYS.items()}
 
 

@@ -441,6 +441,38 @@ def test_misrouted_counts_as_python_compares(pairs: list) -> None:
         _door.misrouted([(SimpleNamespace(key=b"1"), SimpleNamespace(actor_id=1))], "actor_id")
 
 
+@PROPERTY
+@given(
+    keys=st.lists(
+        st.one_of(
+            st.text(alphabet=" \t\n\x1c\x85\xa0\u2028\u3000ax客", max_size=3), st.none(), st.integers()
+        ),
+        max_size=6,
+    )
+)
+def test_any_blank_is_the_key_check_of_python(keys: list) -> None:
+    """`_door.any_blank` is `Decoder._check_keys`'s test of a batch: a key that str.strip() leaves
+    empty (whitespace of any script), and a key that is no str (str.strip raises on it, in the
+    caller's own loop that then runs), say the batch needs that loop; no other does."""
+    decoded = [(None, SimpleNamespace(actor_id=k)) for k in keys]
+    expected = not all(isinstance(k, str) and k.strip() for k in keys)
+    assert _door.any_blank(decoded, "actor_id") is expected
+
+
+@PROPERTY
+@given(times=st.lists(st.one_of(I64, st.integers(), st.booleans(), st.floats(allow_nan=False)), max_size=6))
+def test_newest_is_max_of_the_times(times: list) -> None:
+    """`_door.newest` is max() of the events' `ts` where each is an int of 64 bits, and leaves any
+    other time to Python's max (the engine's `_newest`), which then gives the same."""
+    from streams.engine import _newest
+
+    events = [SimpleNamespace(ts=t) for t in times]
+    exact = bool(times) and all(type(t) is int and -(2**63) <= t < 2**63 for t in times)
+    assert _door.newest(events) == (max(times) if exact else None)
+    if times:
+        assert _newest(events) == max(times) and type(_newest(events)) is type(max(times))
+
+
 class Slotted:
     __slots__ = ("ts", "fields", "org", "outcome", "name")
 
