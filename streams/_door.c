@@ -158,6 +158,74 @@ door_distinct(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return found;
 }
 
+/* set.add(value), or each of its items' with `items`: 0, -1 with an error */
+static int
+add_distinct(PyObject *found, PyObject *value, int items)
+{
+    if (!items)
+        return PySet_Add(found, value);
+    PyObject *seq = PySequence_Fast(value, "distinct: an attr's value with items must be iterable");
+    int failed = seq == NULL;
+    for (Py_ssize_t j = 0; !failed && j < PySequence_Fast_GET_SIZE(seq); j++) {
+        PyObject *item = Py_NewRef(PySequence_Fast_GET_ITEM(seq, j)); /* its __hash__ may drop it */
+        failed = PySet_Add(found, item) < 0;
+        Py_DECREF(item);
+    }
+    Py_XDECREF(seq);
+    return failed ? -1 : 0;
+}
+
+PyDoc_STRVAR(distinct_each_doc,
+"distinct_each(records, attrs)\n--\n\n"
+"[distinct(records, attr, items) for attr, items in attrs] in one pass over the records: a batch's\n"
+"events are read once for all the folds' columns, not once a column (each a walk of the batch's\n"
+"memory, which the cache no longer holds). At most 16 attrs.");
+
+static PyObject *
+door_distinct_each(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) > 16) {
+        PyErr_SetString(PyExc_TypeError, "distinct_each(records: list, attrs: tuple of at most 16 (str, bool))");
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(args[1]);
+    PyObject *names[16];
+    int items[16];
+    Slot slots[16] = {{0}};
+    for (Py_ssize_t a = 0; a < n; a++) {
+        PyObject *spec = PyTuple_GET_ITEM(args[1], a);
+        if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(spec, 0))) {
+            PyErr_SetString(PyExc_TypeError, "distinct_each: each attr is (str, bool)");
+            return NULL;
+        }
+        names[a] = PyTuple_GET_ITEM(spec, 0);
+        if ((items[a] = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 1))) < 0)
+            return NULL;
+    }
+    PyObject *sets = PyList_New(n);
+    for (Py_ssize_t a = 0; sets != NULL && a < n; a++) {
+        PyObject *found = PySet_New(NULL);
+        if (found == NULL)
+            Py_CLEAR(sets);
+        else
+            PyList_SET_ITEM(sets, a, found);
+    }
+    for (Py_ssize_t i = 0; sets != NULL && i < PyList_GET_SIZE(args[0]); i++) {
+        /* held: a getter written in Python, or an item's __hash__, may change the list */
+        PyObject *record = Py_NewRef(PyList_GET_ITEM(args[0], i));
+        int failed = 0;
+        for (Py_ssize_t a = 0; a < n && !failed; a++) {
+            PyObject *value = slot_get(&slots[a], record, names[a]);
+            failed = value == NULL || add_distinct(PyList_GET_ITEM(sets, a), value, items[a]) < 0;
+            Py_XDECREF(value);
+        }
+        Py_DECREF(record);
+        if (failed)
+            Py_CLEAR(sets);
+    }
+    return sets;
+}
+
 PyDoc_STRVAR(misrouted_doc,
 "misrouted(decoded, attr)\n--\n\n"
 "How many (raw, event) pairs' Kafka key is not the event's `attr` (a str) in UTF-8:\n"
@@ -1484,6 +1552,7 @@ static PyMethodDef door_methods[] = {
     {"doubtful_times", (PyCFunction)(void (*)(void))door_doubtful_times, METH_FASTCALL, doubtful_times_doc},
     {"names_scan", (PyCFunction)(void (*)(void))door_names_scan, METH_FASTCALL, names_scan_doc},
     {"distinct", (PyCFunction)(void (*)(void))door_distinct, METH_FASTCALL, distinct_doc},
+    {"distinct_each", (PyCFunction)(void (*)(void))door_distinct_each, METH_FASTCALL, distinct_each_doc},
     {"misrouted", (PyCFunction)(void (*)(void))door_misrouted, METH_FASTCALL, misrouted_doc},
     {"any_blank", (PyCFunction)(void (*)(void))door_any_blank, METH_FASTCALL, any_blank_doc},
     {"newest", (PyCFunction)(void (*)(void))door_newest, METH_FASTCALL, newest_doc},

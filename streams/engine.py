@@ -29,7 +29,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from itertools import chain, compress, groupby, repeat
 from operator import attrgetter, floordiv, itemgetter
 from pathlib import Path
@@ -279,18 +279,40 @@ EMPLOYEE_ATTRS = {"access": ("actor_id",), "transfer": ("actor_id",)}
 SIGNER_ATTRS = {"lifecycle": ("operator_id", "supervisor_id"), "marketing": ("submitter_id", "approver_id")}
 
 
+@cache
+def fold_columns(stream: str) -> tuple[tuple[str, bool], ...]:
+    """The columns `ingest` folds that nothing but their own fold changes, as (attr, items): their
+    distinct values read in one C pass before the folds (`_door.distinct_each`), one walk of the
+    batch's events (which the cache no longer holds) for all, not one a column: 0.42 -> 0.34 µs an
+    access event for its five. Not the transfer ids a placeholder empties first."""
+    scalars = [
+        *EMPLOYEE_ATTRS.get(stream, ()),
+        *SIGNER_ATTRS.get(stream, ()),
+        *(("purpose",) if stream in PURPOSE_STREAMS else ()),
+        *((SYSTEM_ATTR[stream],) if stream in SYSTEM_ATTR else ()),
+        *ORG_ATTRS.get(stream, ()),
+    ]
+    lists = [*((FIELD_LISTS[stream],) if stream in FIELD_LISTS else ()), *ORG_LISTS.get(stream, ())]
+    return tuple(dict.fromkeys([(a, False) for a in scalars] + [(a, True) for a in lists]))
+
+
 def distinct(records: Sequence[Any], attr: str, items: bool = False) -> set[Any]:
     """The records' `attr` values (with `items`, the items of each) as a set: one C loop reading
     the Structs' slots (streams/_door.c), a third of map(attrgetter) over the batch."""
     return _door.distinct(records if isinstance(records, list) else list(records), attr, items)
 
 
-def fold(records: Sequence[Any], attr: str, respell: Callable[[str], str | None]) -> None:
+def fold(
+    records: Sequence[Any], attr: str, respell: Callable[[str], str | None], values: set[Any] | None = None
+) -> None:
     """Each record's `attr` as the policy spells it, where `respell` gives another spelling (None: keep
     it): a purpose in any case or spaces (`Marketing` is marketing) in the events, the consents and
     the approvals alike, before any detector compares them; a system likewise (`named_spelling`).
-    Most batches hold only the policy's spellings: one pass over their few distinct values."""
-    odd = {v: s for v in distinct(records, attr) if v is not None and (s := respell(v)) not in (None, v)}
+    Most batches hold only the policy's spellings: one pass over their few distinct values
+    (`values`, where the caller has them)."""
+    if values is None:
+        values = distinct(records, attr)
+    odd = {v: s for v in values if v is not None and (s := respell(v)) not in (None, v)}
     if odd:
         for r in records:
             if (v := getattr(r, attr)) in odd:
@@ -313,14 +335,18 @@ def fold_lists(
                 setattr(r, attr, list(dict.fromkeys(odd.get(v, v) for v in values)))
 
 
-def read_statements(records: Sequence[Any], read: Callable[[str, str], Sequence[str]]) -> set[str] | None:
+def read_statements(
+    records: Sequence[Any], read: Callable[[str, str], Sequence[str]], names: set[str] | None = None
+) -> set[str] | None:
     """An access's field list entry that is a SQL text (a DWH tool's `SELECT cust_name, cert_no
     FROM dw.cust_360`) becomes the field ids its select list names on the access's system
     (`StatementFields`), before anything judges, counts or stores the list: the text goes nowhere,
     its WHERE may hold an ID number. A probe's such export of 3 000 customers was judged as naming
     no data, and `SELECT name, cvv2 FROM t_card` as C2. One set of the batch's names, most batches
-    none to read: returned then, for `fold_lists` to take (None: the lists changed)."""
-    names = distinct(records, "fields", items=True)
+    none to read: returned then, for `fold_lists` to take (None: the lists changed). `names`: the
+    batch's names, where the caller has them."""
+    if names is None:
+        names = distinct(records, "fields", items=True)
     said = {v for v in names if is_statement(v)}
     if not said:
         return names
@@ -1267,26 +1293,35 @@ class Engine:
                 return events
             if stream == "marketing":
                 _no_placeholders(events, ("approver_id",), _NO_PERSON)
+            # the folds' columns read at once (`fold_columns`): each fold takes its own, once
+            columns = fold_columns(stream)
+            seen = dict(zip(columns, _door.distinct_each(events, columns), strict=True))
             for attr in EMPLOYEE_ATTRS.get(stream, ()):
-                fold(events, attr, self._employee_spelling)
+                fold(events, attr, self._employee_spelling, seen.pop((attr, False), None))
             for attr in SIGNER_ATTRS.get(stream, ()):
-                fold(events, attr, self._signer_spelling)
+                fold(events, attr, self._signer_spelling, seen.pop((attr, False), None))
             if stream in PURPOSE_STREAMS:
-                fold(events, "purpose", self._purpose_spelling)
+                fold(events, "purpose", self._purpose_spelling, seen.pop(("purpose", False), None))
             if stream in SYSTEM_ATTR:
-                fold(events, SYSTEM_ATTR[stream], self._system_spelling)
+                fold(
+                    events,
+                    SYSTEM_ATTR[stream],
+                    self._system_spelling,
+                    seen.pop((SYSTEM_ATTR[stream], False), None),
+                )
             if stream == "transfer":
                 _no_placeholders(events, ("contract_id", "assessment_id", "approval_id"))
                 for attr, respell in self._transfer_ids.items():
                     fold(events, attr, respell)
-            # the access's field names, as read_statements left them: one set of them for both
-            names = read_statements(events, self._statement_fields.read) if stream == "access" else None
+            names = seen.pop((FIELD_LISTS[stream], True), None) if stream in FIELD_LISTS else None
+            if stream == "access":  # its field names as read_statements left them: one set for both
+                names = read_statements(events, self._statement_fields.read, names)
             if stream in FIELD_LISTS:
                 fold_lists(events, FIELD_LISTS[stream], self.catalog.field_spelling, names)
             for attr in ORG_ATTRS.get(stream, ()):
-                fold(events, attr, self._org_spelling)
+                fold(events, attr, self._org_spelling, seen.pop((attr, False), None))
             for attr in ORG_LISTS.get(stream, ()):
-                fold_lists(events, attr, self._org_spelling)
+                fold_lists(events, attr, self._org_spelling, seen.pop((attr, True), None))
             if stream in ORG_ATTRS:  # after the spelling: a merged outlet's id as the policy writes it
                 self.org_tree.merge_events(events, ORG_ATTRS[stream], ORG_LISTS.get(stream, ()))
             if stream == "access" and any(map(_RECORD_IDS, events)):

@@ -610,3 +610,66 @@ def test_a_tombstones_key_is_read_as_the_records_keys_are(policy, catalog) -> No
     assert len(e.refs.entitlements) == 2 and "13812345678" not in str(e.refs.entitlements._versions)
     assert e.forget_reference("entitlements", [odd]) == 1 and len(e.refs.entitlements) == 1
     assert e.forget_reference("consents", ["C1"]) == 1 and len(e.refs.consents) == 0
+
+
+def test_the_folds_read_their_columns_at_once_as_each_would_alone(policy, catalog, monkeypatch) -> None:
+    """`ingest` reads the distinct values of the columns it folds in one pass before the folds
+    (`fold_columns`): every stream's events, their people, purposes, systems, orgs, field lists and
+    placeholders spelled in odd ways, come out as when each fold reads its own column at its turn."""
+    import copy
+    import random
+    from collections.abc import Callable
+
+    import streams.engine as engine_module
+    from schemas.structs import from_model
+    from streams.codecs import RawRecord
+    from streams.workload import generate
+
+    rng = random.Random(3)
+    odd = {
+        "purpose": str.upper,
+        "system": lambda v: f" {v.upper()}",
+        "sender_system": str.title,
+        "actor_id": str.lower,
+        "approver_id": lambda v: "N/A",
+        "submitter_id": str.lower,
+        "operator_id": lambda v: f"{v} ",
+        "actor_org": str.lower,
+        "org_id": str.lower,
+        "contract_id": lambda v: "无",
+    }
+    batches: dict[str, list] = {}
+    for stream, _, record in generate(2000, seed=5, policy=policy).records:
+        if stream not in ("access", "transfer", "sdk", "marketing", "lifecycle"):
+            continue
+        ev = from_model(stream, record)
+        for attr, spell in odd.items():
+            if isinstance(getattr(ev, attr, None), str) and rng.random() < 0.3:
+                setattr(ev, attr, spell(getattr(ev, attr)))
+        for attr in ("fields", "categories", "data_used", "approved_audience"):
+            if getattr(ev, attr, None) and rng.random() < 0.3:
+                setattr(ev, attr, [v.upper() for v in getattr(ev, attr)])
+        batches.setdefault(stream, []).append(ev)
+    assert set(batches) == {"access", "transfer", "sdk", "marketing", "lifecycle"}
+
+    def ingested(columns: Callable[[str], tuple]) -> dict[str, list]:
+        monkeypatch.setattr(engine_module, "fold_columns", columns)
+        e = Engine([], catalog, Pseudonymizer(b"k" * 32))
+        return {
+            stream: msgspec.to_builtins(
+                e.ingest(
+                    stream,
+                    f"pfi.{stream}",
+                    0,
+                    [
+                        (RawRecord(f"pfi.{stream}", 0, i, b"", None, None, ev.ts), copy.deepcopy(ev))
+                        for i, ev in enumerate(evs)
+                    ],
+                )
+            )
+            for stream, evs in batches.items()
+        }
+
+    at_once, alone = ingested(engine_module.fold_columns), ingested(lambda stream: ())
+    assert at_once == alone
+    assert at_once != {s: msgspec.to_builtins(evs) for s, evs in batches.items()}  # the folds changed some
