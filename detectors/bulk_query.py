@@ -858,7 +858,8 @@ class BulkQueryDetector:
             win.day, win.late_day = None, None  # a batch's own: the quiet path adds without keeping it
             if win.closed is not None:
                 evs = self._rejoin(actor, win, evs, ctx)
-            win.past.update(past_budget.get(actor, {}))
+            if actor in past_budget:
+                win.past.update(past_budget[actor])
             if stream == "transfer":
                 for ev in evs:
                     yield from self._close_passed(actor, win, ev.ts, ctx)
@@ -876,27 +877,32 @@ class BulkQueryDetector:
                     self._open_day_late(win, ctx)
             if win.past:
                 self._note_past(win)
-            if win.episode is not None:  # the day's figures as they stand after the batch
-                win.episode.legal.update(self._legal_reached(win))
-                self._note_day(actor, win, win.episode, ctx)
             ep = win.episode
-            finding = None
-            repeated = self._repeated(win, ep, ctx) if ep is not None else (1, None)
-            if ep is not None:
-                self._today(actor, ep, ctx)
-            if ep is not None and (
-                self._refresh_severity(ep, repeated)
-                or ep.records() > ep.emitted_records
-                or ep.last_seen > ep.emitted_last_seen
-            ):  # at most one revision per actor and batch; the runtime sends the newest per checkpoint
-                self._detect(win, ep)
-                finding = self._finding(actor, ep, False, self._earlier(win, ep), repeated)
-                # closed when its own end passes: the window's first timer may have fired before it
-                # opened, and waits a day since (one timer: registering the same end is a no-op)
-                ctx.timers.register(actor, ep.end)
+            finding = None if ep is None else self._revision(actor, win, ep, ctx)
             self._save(actor, win)  # after the last change: the revision `_finding` counted is state
             if finding is not None:
                 yield finding
+
+    def _revision(self, actor: str, win: ActorWindow, ep: Episode, ctx: Context) -> Finding | None:
+        """The open episode after a batch: its day's figures as they stand, and its revision if the
+        batch changed what it says (at most one per actor and batch; the runtime sends the newest
+        per checkpoint)."""
+        ep.legal.update(self._legal_reached(win))
+        self._note_day(actor, win, ep, ctx)
+        repeated = self._repeated(win, ep, ctx)
+        self._today(actor, ep, ctx)
+        if not (
+            self._refresh_severity(ep, repeated)
+            or ep.records() > ep.emitted_records
+            or ep.last_seen > ep.emitted_last_seen
+        ):
+            return None
+        self._detect(win, ep)
+        finding = self._finding(actor, ep, False, self._earlier(win, ep), repeated)
+        # closed when its own end passes: the window's first timer may have fired before it
+        # opened, and waits a day since (one timer: registering the same end is a no-op)
+        ctx.timers.register(actor, ep.end)
+        return finding
 
     def _window(self, actor: str) -> ActorWindow | None:
         """The actor's window, its sealed chunks in place. Stored under `WINDOW + actor`: an
@@ -956,18 +962,29 @@ class BulkQueryDetector:
         """The window changed: seal what filled a chunk and its episodes' changed customers, delete
         the chunks and parts it no longer needs, and put it last (writing them may push older keys
         out of the cache, never the newest)."""
-        for key, (puts, deletes), put in (
+        # asked at every batch of every employee: most have no chunk to seal or delete, and no part
+        if win.chunks.due(win.entries, win.events):
             # a sealed chunk is read again only once its window is loaded: encoded now, while its
             # items are fresh in the CPU's cache, the checkpoint does not go through them again
-            (chunk_key, win.chunks.seal((win.entries, win.events)), self.store.put_cold),
-            (part_key, win.seal_parts(), self.store.put),
-        ):
-            for seq, value in puts:
-                put(key(actor, seq), value)
-            for seq in deletes:
-                self.store.delete(key(actor, seq))
+            self._write(actor, chunk_key, win.chunks.seal((win.entries, win.events)), self.store.put_cold)
+        if win.parts or win.episode is not None or win.closed is not None:
+            self._write(actor, part_key, win.seal_parts(), self.store.put)
         self._write_books(actor, win)
         self.store.put(WINDOW + actor, win)
+
+    def _write(
+        self,
+        actor: str,
+        key: Callable[[str, int], str],
+        sealed: tuple[list[Any], list[int]],
+        put: Callable[..., None],
+    ) -> None:
+        """Put the values and delete the keys of what a seal gave ([(seq, value)], [seq])."""
+        puts, deletes = sealed
+        for seq, value in puts:
+            put(key(actor, seq), value)
+        for seq in deletes:
+            self.store.delete(key(actor, seq))
 
     def _write_books(self, actor: str, win: ActorWindow) -> None:
         """The buckets of its books that changed (detectors/books.py)."""

@@ -69,6 +69,18 @@ class Chunks:
         if at < self.live[which]:
             self.broken = True
 
+    def due(self, entries: deque[Any], events: deque[Any]) -> bool:
+        """Whether `seal` has anything to put or delete: a chunk filled, a stale or evicted one to
+        delete, or the seal broken. Most batches of an employee's reads fill no chunk."""
+        live, sealed = self.live, self.sealed
+        return (
+            len(entries) - live[0] >= CHUNK
+            or len(events) - live[1] >= CHUNK
+            or self.broken
+            or bool(self.stale)
+            or bool(sealed and self.skip[0] >= sealed[0][1] and self.skip[1] >= sealed[0][2])
+        )
+
     def seal(
         self, deques: tuple[deque[Any], deque[Any]]
     ) -> tuple[list[tuple[int, list[list[Any]]]], list[int]]:
@@ -83,12 +95,12 @@ class Chunks:
             deletes.append(seq)
         puts = []
         entries, events = deques
-        # asked at every batch of every employee: two comparisons, not a generator over the deques
-        while len(entries) - self.live[0] >= CHUNK or len(events) - self.live[1] >= CHUNK:
-            parts = [_items(d, live, live + CHUNK) for d, live in zip(deques, self.live, strict=True)]
+        live = self.live
+        while len(entries) - live[0] >= CHUNK or len(events) - live[1] >= CHUNK:
+            parts = [_items(entries, live[0], live[0] + CHUNK), _items(events, live[1], live[1] + CHUNK)]
             puts.append((self.next, parts))
             self.sealed.append([self.next, len(parts[0]), len(parts[1])])
-            self.live = [live + len(p) for live, p in zip(self.live, parts, strict=True)]
+            live = self.live = [live[0] + len(parts[0]), live[1] + len(parts[1])]
             self.next += 1
         return puts, deletes
 

@@ -835,6 +835,66 @@ def test_a_window_with_more_chunks_than_the_store_caches(engine_factory, monkeyp
     assert len(window_of(restored).entries) == len(day) + len(spree)
 
 
+def test_a_seal_is_due_whenever_it_has_anything_to_write() -> None:
+    """`Chunks.due` lets `_save` skip the seal of most batches: wherever it says no, a seal puts
+    and deletes nothing and changes nothing, through chunks filling one item short of CHUNK and
+    exactly at it, evictions that empty a chunk or stop one item short, and inserts among the
+    sealed items."""
+    import copy
+    from collections import deque
+
+    rng = random.Random(5)
+    skipped = 0
+    for _ in range(40):
+        chunks, entries, events = window_chunks.Chunks(), deque(), deque()
+        for step in range(300):
+            op = rng.random()
+            if op < 0.6:  # reads join the end: one entry and one event each, or a transfer's entries
+                for _ in range(rng.choice([1, 1, 2, 9, 15, 16])):
+                    entries.append(step)
+                    if rng.random() < 0.9:
+                        events.append(step)
+            elif op < 0.85:  # the horizon evicts from the front
+                for which, d in enumerate((entries, events)):
+                    n = min(len(d), rng.choice([0, 1, 15, 16, 17]))
+                    for _ in range(n):
+                        d.popleft()
+                    chunks.popped(which, n)
+            elif op < 0.95 and entries:  # a late read lands among the items
+                at = rng.randrange(len(entries))
+                entries.insert(at, step)
+                chunks.inserted(0, at)
+            else:  # stored and restored: stored whole while broken, its old chunks stale
+                kept = [
+                    [None] * skip + list(d)[:live]
+                    for d, skip, live in zip((entries, events), chunks.skip, chunks.live, strict=True)
+                ]
+                tails = chunks.tails((entries, events))
+                chunks = window_chunks.Chunks.from_json(json.loads(json.dumps(chunks.to_json())))
+                entries, events = deque(tails[0]), deque(tails[1])
+                chunks.fill((entries, events), (kept[0], kept[1]) if chunks.sealed else ([], []))
+            if not chunks.due(entries, events):
+                before = copy.deepcopy(chunks)
+                assert chunks.seal((entries, events)) == ([], [])
+                assert [getattr(chunks, a) for a in chunks.__slots__] == [
+                    getattr(before, a) for a in chunks.__slots__
+                ]
+                skipped += 1
+            else:
+                chunks.seal((entries, events))
+    assert skipped > 1000  # the fast path was taken, and judged
+    # a window stored whole while broken, restored with a few items left: its stale chunks are due
+    chunks, entries = window_chunks.Chunks(), deque(range(40))
+    chunks.seal((entries, deque()))
+    entries.insert(3, 3)
+    chunks.inserted(0, 3)
+    for _ in range(38):
+        entries.popleft()
+    chunks.popped(0, 38)
+    chunks = window_chunks.Chunks.from_json(json.loads(json.dumps(chunks.to_json())))
+    assert chunks.due(entries, deque()) and chunks.seal((entries, deque())) == ([], [0, 1])
+
+
 def test_an_episode_an_earlier_lifemon_stored_counts_as_it_did() -> None:
     """Its customers kept their categories only: each category counts the customer's records."""
     old = Episode(T0, T0 + 1, 40).to_json() | {"customers": {"c1": [12, ["property", "transaction"], 2]}}
@@ -1236,6 +1296,23 @@ def test_a_closed_spree_leaves_no_episode_part_behind(engine_factory) -> None:
     assert any(k.startswith("e:") for k, _ in keys.items())
     feed(engine, access("e2", start=3 * 86_400_000), offset=1000)  # days later: e1's window is due
     engine.advance(final=True)
+    assert not [k for k, _ in keys.items() if k.startswith("e:")]
+
+
+def test_a_closed_sprees_parts_go_at_the_next_read_the_window_kept(engine_factory) -> None:
+    """The window lives on after its episode closes (the day's count): the first batch after the
+    close, reading quietly, deletes the parts no episode names any more."""
+    engine = engine_factory()
+    spree = access(customers=90, n=90, every_s=20)
+    assert feed(engine, spree, batch_size=10)
+    keys = engine.tasks[(0, "bulk_query")].keys
+    assert any(k.startswith("e:") for k, _ in keys.items())
+    feed(engine, access("e2", start=spree[-1].ts - T0 + 7_200_000), offset=1000)  # e1's episode ends
+    assert window_of(engine).closed is not None
+    assert any(k.startswith("e:") for k, _ in keys.items())  # it may still rejoin
+    feed(engine, access(customers=1, start=spree[-1].ts - T0 + 7_300_000), offset=2000)
+    win = window_of(engine)
+    assert win.episode is None and win.closed is None and win.entries
     assert not [k for k, _ in keys.items() if k.startswith("e:")]
 
 
