@@ -1352,18 +1352,21 @@ class BulkQueryDetector:
         if len(win.tally.totals) != len(added):
             return False  # the policy's tiers changed since the state was stored
         tally, since = win.tally, self._legal_since(win)
+        totals, reported, horizon = tally.totals, win.reported, win.last_ts - self.horizon_ms
         for i, (a, floor) in enumerate(zip(added, self._tier_floor, strict=True)):
             # likewise a tier's running bound, then its exact count: once a batch, not once a read
+            # (the running sum, never under the bound, spares most batches the bound's call)
             if (
-                tally.bound(i) + a >= floor
+                totals[i] + a >= floor
+                and tally.bound(i) + a >= floor
                 and tally.recount(i, win.entries, since, self._tiers_of)[0] + a >= floor
             ):
                 return False
             # past a step a close reported (`_step_reached`); without a close within the horizon the
             # next step is the floor, which a count (never negative) under it plus `a` did not reach
             if (
-                i < len(win.reported)
-                and self._reported_within(win, i)
+                i < len(reported)
+                and reported[i][1] > horizon  # `_reported_within`, once a tier of every batch
                 and (step := self._next_step(win, i)) is not None
                 and self._step_bound(win, i) + a >= step
             ):

@@ -835,6 +835,19 @@ def test_a_window_with_more_chunks_than_the_store_caches(engine_factory, monkeyp
     assert len(window_of(restored).entries) == len(day) + len(spree)
 
 
+@pytest.mark.parametrize("second", [9, 10])
+def test_a_quiet_batch_judged_at_the_legal_floor_exactly(engine_factory, second: int) -> None:
+    """The law's count of property records, 40 in a first batch and `second` more in the next (far
+    under the head office role's window and day measure): the batch that reaches 50 exactly opens
+    the alert at its own reads, the one that stops at 49 opens none (`_quiet` judges each tier's
+    running sum before its bound)."""
+    engine = engine_factory(entitlement(role="ho_marketing_mgmt", org="HO"))
+    reads = access(customers=40 + second, every_s=60)
+    assert feed(engine, reads[:40]) == []
+    alerts = feed(engine, reads[40:], offset=40)
+    assert len(final(alerts + engine.drain())) == (second == 10)
+
+
 def test_a_seal_is_due_whenever_it_has_anything_to_write() -> None:
     """`Chunks.due` lets `_save` skip the seal of most batches: wherever it says no, a seal puts
     and deletes nothing and changes nothing, through chunks filling one item short of CHUNK and
