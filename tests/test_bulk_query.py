@@ -848,6 +848,19 @@ def test_a_quiet_batch_judged_at_the_legal_floor_exactly(engine_factory, second:
     assert len(final(alerts + engine.drain())) == (second == 10)
 
 
+@pytest.mark.parametrize("rows", [9, 10])
+def test_a_quiet_batch_judged_at_the_next_step_after_a_close(engine_factory, rows: int) -> None:
+    """An episode of 460 property records closes, having reported 50; four reads of `rows` rows
+    each come after, under the floor since the close: the batch that brings the day to 500 exactly
+    opens the critical alert at its reads, the one that stops at 496 opens none."""
+    engine = engine_factory(entitlement(role="ho_marketing_mgmt", org="HO"), entitlement("e2"))
+    first = feed(engine, access(customers=46, every_s=10, row_count=10))
+    feed(engine, access("e2", start=7_200_000), offset=100)  # the watermark closes e1's episode
+    after = feed(engine, access(customers=4, first_customer=100, start=7_300_000, row_count=rows), offset=200)
+    alerts = final(first + after + engine.drain())
+    assert sorted(a.severity.value for a in alerts.values()) == ["critical"] * (rows == 10) + ["high"]
+
+
 def test_a_seal_is_due_whenever_it_has_anything_to_write() -> None:
     """`Chunks.due` lets `_save` skip the seal of most batches: wherever it says no, a seal puts
     and deletes nothing and changes nothing, through chunks filling one item short of CHUNK and
