@@ -1186,10 +1186,12 @@ folded(Py_UCS4 c)
     return c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
+/* a character a word for a secret may not follow (the rule's `(?<![^\W_])`, as folded): an ASCII
+ * letter or digit; an `_` starts a word (a producer's snake-case key, `db_password=hunter2`) */
 static int
 in_word(Py_UCS4 c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
 static int
@@ -1228,7 +1230,7 @@ holds_word(PyObject *text, const void *what)
     Py_UCS4 before = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = folded(PyUnicode_READ(kind, data, i));
-        /* an ASCII word only where a word starts (the rule's \b), another anywhere */
+        /* an ASCII word only where a word starts (the rule's lookbehind), another anywhere */
         int looked = c < 128 ? words->first[c] && !in_word(before) : 1;
         before = c;
         if (looked && word_at(words, kind, data, n, i))
@@ -1314,7 +1316,7 @@ scan_narrow(const Py_UCS1 *d, Py_ssize_t n, const Classes *classes, const Words 
         unsigned char k = classes->of[d[i]];
         digits += k & DIGIT;
         if (k & (WORD_START | FORM_START | AT_SIGN)) {
-            /* an ASCII word only where a word starts (the rule's \b), as holds_word */
+            /* an ASCII word only where a word starts (the rule's lookbehind), as holds_word */
             if ((k & WORD_START) && !(before & IN_WORD) && !*secret)
                 *secret = word_at(words, PyUnicode_1BYTE_KIND, d, n, i);
             if ((k & FORM_START) && !*customer)
