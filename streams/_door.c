@@ -1194,6 +1194,15 @@ in_word(Py_UCS4 c)
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
+/* An ASCII letter's case as typed, in either width (half_width's): a word starting with an upper-case
+ * letter right after a lower-case one starts there too (the rule's camel case, `loginPwd=hunter2`) */
+static int
+camel(Py_UCS4 before, Py_UCS4 c)
+{
+    return ((before >= 'a' && before <= 'z') || (before >= 0xff41 && before <= 0xff5a))
+           && ((c >= 'A' && c <= 'Z') || (c >= 0xff21 && c <= 0xff3a));
+}
+
 static int
 word_at(const Words *words, int kind, const void *data, Py_ssize_t n, Py_ssize_t i)
 {
@@ -1210,6 +1219,8 @@ word_at(const Words *words, int kind, const void *data, Py_ssize_t n, Py_ssize_t
     return 0;
 }
 
+/* Whether `text` holds a word for a secret: for a name wider than a byte a character (scan_narrow
+ * reads the others) */
 static int
 holds_word(PyObject *text, const void *what)
 {
@@ -1219,20 +1230,13 @@ holds_word(PyObject *text, const void *what)
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    if (kind == PyUnicode_1BYTE_KIND) {
-        /* most names: no full width, no other script, one table look a character */
-        const Py_UCS1 *d = data;
-        for (Py_ssize_t i = 0; i < n; i++)
-            if (words->first[d[i]] && (i == 0 || !in_word(folded(d[i - 1]))) && word_at(words, kind, data, n, i))
-                return 1;
-        return 0;
-    }
-    Py_UCS4 before = 0;
+    Py_UCS4 before = 0, typed = 0; /* the character before, folded and as typed */
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 c = folded(PyUnicode_READ(kind, data, i));
+        Py_UCS4 raw = PyUnicode_READ(kind, data, i), c = folded(raw);
         /* an ASCII word only where a word starts (the rule's lookbehind), another anywhere */
-        int looked = c < 128 ? words->first[c] && !in_word(before) : 1;
+        int looked = c < 128 ? words->first[c] && (!in_word(before) || camel(typed, raw)) : 1;
         before = c;
+        typed = raw;
         if (looked && word_at(words, kind, data, n, i))
             return 1;
     }
@@ -1289,7 +1293,7 @@ holds_form(PyObject *text, const Form *form)
 /* What a Latin-1 character is to the searches above, for their one pass over a 1-byte name
  * (`scan_narrow`): most names are ASCII, and three loops over each, one per search, were a third
  * of the scan (a table look a character for all three, here). */
-enum { DIGIT = 1, IN_WORD = 2, WORD_START = 4, FORM_START = 8, AT_SIGN = 16 };
+enum { DIGIT = 1, IN_WORD = 2, WORD_START = 4, FORM_START = 8, AT_SIGN = 16, LOWER = 32, UPPER = 64 };
 
 typedef struct {
     unsigned char of[256];
@@ -1301,7 +1305,7 @@ read_classes(Classes *classes, const Words *words, const Form *form)
     for (int c = 0; c < 256; c++)
         classes->of[c] = (c >= '0' && c <= '9' ? DIGIT : 0) | (in_word(folded(c)) ? IN_WORD : 0)
                          | (words->first[c] ? WORD_START : 0) | (form != NULL && form->first[c] ? FORM_START : 0)
-                         | (c == '@' ? AT_SIGN : 0);
+                         | (c == '@' ? AT_SIGN : 0) | (c >= 'a' && c <= 'z' ? LOWER : 0) | (c >= 'A' && c <= 'Z' ? UPPER : 0);
 }
 
 /* One pass over a 1-byte name for holds_word's and holds_form's finds (each unless already found)
@@ -1317,7 +1321,7 @@ scan_narrow(const Py_UCS1 *d, Py_ssize_t n, const Classes *classes, const Words 
         digits += k & DIGIT;
         if (k & (WORD_START | FORM_START | AT_SIGN)) {
             /* an ASCII word only where a word starts (the rule's lookbehind), as holds_word */
-            if ((k & WORD_START) && !(before & IN_WORD) && !*secret)
+            if ((k & WORD_START) && (!(before & IN_WORD) || ((before & LOWER) && (k & UPPER))) && !*secret)
                 *secret = word_at(words, PyUnicode_1BYTE_KIND, d, n, i);
             if ((k & FORM_START) && !*customer)
                 *customer = form_at(form, PyUnicode_1BYTE_KIND, d, n, i);

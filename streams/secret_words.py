@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import re
 
-# the words: an ASCII one in any case, whole from where a word starts, an `_` starting one too (a
-# producer's snake-case key, `db_password=hunter2`, passed `\b`); the others anywhere
+# the words: an ASCII one in any case, whole from where a word starts, an `_` starting one too and
+# an upper-case letter after a lower-case one (a producer's snake- or camel-case key,
+# `db_password=hunter2`, `loginPwd=hunter2`, passed `\b`); the others anywhere
 _ASCII = (
     "passwords?", "passwd", "passcodes?", "pwd", "pw", "pins?", "cvv2?+", "cvn2?+", "cvc2?+", r"security\s+codes?",
     "otp", r"sms\s+codes?", r"verification\s+codes?", r"exp(?:iry)?\.?", "passports?",
 )  # fmt: skip
 _OTHERS = ("密码", "口令", "验证码", "动态码", "安全码", "校验码", "有效期", "护照(?:号码?)?")
-_WORD = rf"(?P<word>(?<![^\W_])(?:{'|'.join(_ASCII)})(?![a-z])|{'|'.join(_OTHERS)})"
+_WORD = (
+    rf"(?P<word>(?:(?<![^\W_])|(?-i:(?<=[a-z])(?=[A-Z])))(?:{'|'.join(_ASCII)})(?![a-z])|{'|'.join(_OTHERS)})"
+)
 _VALUE = (
     r"(?:(?P<said>\s*(?:[:=：＝]|\bis\b|是)\s*)[^;,，；。\n]+"
     r"|(?P<gap>\s*)(?![(（\[])(?:(?<=\s)|(?=[A-Za-z0-9]))[^\s;,，；。]*\d[^;,，；。\n]*?(?=\s+[^\d\s/]|[;,，；。\n]|$))"

@@ -805,24 +805,33 @@ def test_the_door_seals_a_secret_in_the_records_that_hold_one_and_leaves_the_res
     assert events[20].fields == ["customer_name", "CVV2={secret}"] and "hunter2" not in events[30].system
 
 
-def test_a_secret_after_an_underscore_is_sealed() -> None:
-    """A producer names its keys in snake case: `db_password=hunter2` and `user_pwd: hunter2` passed
-    the door whole, the rule's word starting only after no word character (`\\b`, and `_` is one).
-    An `_` starts a word as a space does, at the door (the C search too) and in review notes; a
-    letter or digit still does not (`spin`, `opinion`, `1pwd`)."""
+def test_a_secret_in_a_snake_or_camel_case_key_is_sealed() -> None:
+    """A producer names its keys in snake or camel case: `db_password=hunter2`, `user_pwd: hunter2`
+    and `loginPwd=hunter2` passed the door whole, the rule's word starting only after no word
+    character (`\\b`, and `_` is one). An `_` starts a word as a space does, and so does an
+    upper-case letter after a lower-case one, at the door (the C search too) and in review notes; a
+    letter or digit still does not (`spin`, `opinion`, `1pwd`, `isPinned`)."""
     from streams.secret_words import seal_secrets
 
     ring = Pseudonymizer(b"k" * 32)
-    events = [from_model("access", ev) for ev in access("e1", customers=5)]
+    events = [from_model("access", ev) for ev in access("e1", customers=7)]
     events[0].event_id = "db_password=hunter2"
     events[1].system = "user_pwd: hunter2"
     events[2].fields = ["customer_name", "card_CVV2=739"]
     events[3].purpose = "ｕｓｅｒ＿ｐｉｎ＝１２３４"  # typed in Chinese input mode, the `_` full width too
+    events[4].event_id = "GET /login?userName=x&loginPwd=hunter2"
+    events[5].actor_org = "ｃａｒｄＣｖｖ２＝７３９"
+    events[6].system = "客户-userPassword:hunter2"  # a wider name, read by the C search's other loop
     DoorSeals("C[0-9]{7}", ring, ring.digest).records("access", events)
     assert events[0].event_id == "db_password={secret}" and events[1].system == "user_pwd: {secret}"
     assert events[2].fields == ["customer_name", "card_CVV2={secret}"] and "1234" not in events[3].purpose
-    assert seal_secrets("note: ops_pin 1234 reset") == "note: ops_pin {secret} reset"
-    for kept in ("spin=3", "opinion: 12", "1pwd=2", "card_expiry export shipping", "tx_pin_retry_3"):
+    assert (
+        events[4].event_id == "GET /login?userName=x&loginPwd={secret}" and "739" not in events[5].actor_org
+    )
+    assert events[6].system == "客户-userPassword:{secret}"
+    assert seal_secrets("ops_pin 1234 reset, smsOtp 9876") == "ops_pin {secret} reset, smsOtp {secret}"
+    plain = ("spin=3", "opinion: 12", "1pwd=2", "card_expiry export shipping", "tx_pin_retry_3", "isPinned=1")
+    for kept in (*plain, "hasExpired 12", "LOGINPWD=1"):
         assert seal_secrets(kept) == kept, kept
 
 
