@@ -1134,18 +1134,21 @@ holds_long_number(PyObject *text)
         }
         if (digits >= 11) {
             /* the run `RUN` matches ends here: groups parted by separators, or other scripts' digits,
-               are looked at in Python; one group of ASCII digits (and an X right after) here */
-            Py_ssize_t len = digits + (gap == 0 && (c == 'X' || c == 'x'));
+               are looked at in Python; one group of ASCII digits (and an X right after) here. An X
+               in full width is Python's too (it reads it as X), and an X is looked at as the
+               group's and not: a mobile number's `13812345678x.push.example` is no resident ID */
+            int x = gap == 0 && (c == 'X' || c == 'x' || c == 0xff38 || c == 0xff58);
+            Py_ssize_t len = digits + x;
             if (groups == 4 && is_ipv4(kind, data, first, i - gap - first)) {
                 digits = gap = 0;
                 continue;
             }
-            if (groups > 1 || !ascii || len > LONGEST_GROUP)
+            if (groups > 1 || !ascii || (x && c > 127) || len > LONGEST_GROUP)
                 return 1;
             char group[LONGEST_GROUP];
             for (Py_ssize_t k = 0; k < len; k++)
                 group[k] = (char)PyUnicode_READ(kind, data, first + k);
-            if (may_hold_number(group, len))
+            if (may_hold_number(group, len) || (x && may_hold_number(group, digits)))
                 return 1;
         }
         digits = gap = 0;

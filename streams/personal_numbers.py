@@ -48,8 +48,8 @@ _SEPARATORS = (
 )
 _IPV4 = r"\d{1,3}(?:\.\d{1,3}){3}(?![.\d])"  # a client's address: dotted, never a number of one
 # a run of at least 11 digits (in any width) with at most two separators between any two, and an X
-# (a resident ID's check digit): the only text a personal number can hide in
-RUN = re.compile(rf"(?<!\d)(?!{_IPV4})\+?\d(?:{_SEPARATORS}{{0,3}}\d){{10,}}[Xx]?")
+# (a resident ID's check digit, in either width too): the only text a personal number can hide in
+RUN = re.compile(rf"(?<!\d)(?!{_IPV4})\+?\d(?:{_SEPARATORS}{{0,3}}\d){{10,}}[XxＸｘ]?")
 # an IPv6 address (8 groups, or fewer around `::`): with `:` between groups its digits would read as
 # a card's (`2408:8207:2460:1410:…`, a client's address in `client_ip`)
 _IPV6 = re.compile(
@@ -276,6 +276,9 @@ def _replace_text(text: str, token: Token) -> str:
     while text and (m := RUN.search(text)) is not None:
         out.append(text[: m.start()])
         first = _first_number(m.group(), token)
+        if first is None and m.group()[-1] in "XxＸｘ":  # no resident ID's: a letter after another number
+            first = _first_number(m.group()[:-1], token)
+            first = first and (first[0], first[1], first[2] + m.group()[-1])
         if first is None:
             out.append(m.group())
             text = text[m.end() :]

@@ -46,6 +46,13 @@ SPELLINGS = {
     "tabs": ("6222\t0202\t0000\t1234\t562", "{bank_card}"),
     "two spaces": ("6222  0202  0000  1234  562", "{bank_card}"),
     "an X after": (CARD + "X", "{bank_card}X"),
+    # a resident ID's check character typed in full width, its digits either way; a mobile number
+    # with a letter X after it (an SDK's host, a device name) is no resident ID, and still a phone
+    "resident ID, a full-width X": ("１１０１０５１９４９１２３１００２Ｘ", "{cn_ric}"),
+    "resident ID, a full-width x": (RIC[:-1] + "ｘ", "{cn_ric}"),
+    "mobile, an x after": (MOBILE + "x.push.example", "{cn_mobile}x.push.example"),
+    "mobile, a word of X after": ("0086" + MOBILE + "Xiaomi", "{cn_mobile}Xiaomi"),
+    "full-width mobile, a full-width x after": ("１３８１２３４５６７８ｘ", "{cn_mobile}ｘ"),
     # an IMEI as an SDK names a device (a probe's telemetry: the state changelog kept it); 15 digits
     # failing Luhn are no IMEI
     "an IMEI": ("dev-490154203237518", "dev-{imei}"),
@@ -173,6 +180,21 @@ def test_the_door_looks_at_every_name_the_seal_would_change() -> None:
             sealed += 1
             assert hits == [(0, "name"), (0, "names")], repr(text)
     assert sealed > 10_000  # the cards, IDs and phones were found, in every shape
+
+
+def test_the_door_seals_a_number_beside_an_x_of_either_width() -> None:
+    """A resident ID whose check character is typed in full width (Ｘ, ｘ), and a mobile number with
+    an X after it that no resident ID is (`13812345678x.push.example`), passed the door whole: the
+    C search passed the name by (a 12-character group is no number) and the seal read the X as the
+    number's. Found and sealed in a batch as alone."""
+    ring = Pseudonymizer(b"k" * 32)
+    names = [RIC[:-1] + "Ｘ", "id-" + RIC[:-1] + "ｘ", MOBILE + "x.push.example", "dev-" + MOBILE + "Xiaomi"]
+    events = [from_model("access", ev) for ev in access("e1", customers=7)][: len(names)]
+    for ev, name in zip(events, names, strict=True):
+        ev.event_id = name
+    DoorSeals(None, ring, ring.digest).records("access", events)
+    kept = [re.sub(r"\{(\w+):\w+\}", r"{\1}", ev.event_id) for ev in events]
+    assert kept == ["{cn_ric}", "id-{cn_ric}", "{cn_mobile}x.push.example", "dev-{cn_mobile}Xiaomi"]
 
 
 def test_a_long_number_that_holds_no_personal_number_is_left_to_c() -> None:
