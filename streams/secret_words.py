@@ -25,9 +25,7 @@ _ASCII = (
     "otp", r"sms\s+codes?", r"verification\s+codes?", r"exp(?:iry)?\.?", "passports?",
 )  # fmt: skip
 _OTHERS = ("密码", "口令", "验证码", "动态码", "安全码", "校验码", "有效期", "护照(?:号码?)?")
-_WORD = (
-    rf"(?P<word>(?:(?<![^\W_])|(?-i:(?<=[a-z])(?=[A-Z])))(?:{'|'.join(_ASCII)})(?![a-z])|{'|'.join(_OTHERS)})"
-)
+_WORD = rf"(?P<word>(?:(?<![^\W_])|(?-i:(?<=[a-z])(?=[A-Z])))(?:{'|'.join(_ASCII)})(?![a-z])码?|{'|'.join(_OTHERS)})"  # an ASCII word takes a 码 ("code") after it as its own: `PIN码:1234`, as Chinese writes it
 _VALUE = (
     r"(?:(?P<said>\s*(?:[:=：＝]|\bis\b|是)\s*)[^;,，；。\n]+"
     r"|(?P<gap>\s*)(?![(（\[])(?:(?<=\s)|(?=[A-Za-z0-9]))[^\s;,，；。]*\d[^;,，；。\n]*?(?=\s+[^\d\s/]|[;,，；。\n]|$))"

@@ -857,6 +857,27 @@ def test_a_secret_in_a_snake_or_camel_case_key_is_sealed() -> None:
         assert seal_secrets(kept) == kept, kept
 
 
+def test_a_secret_after_an_ascii_word_and_code_in_chinese_is_sealed() -> None:
+    """`PIN码:1234`, `CVV码是739`, `OTP码：123456` (the word and 码, "code", as Chinese writes them)
+    passed the door and review notes whole: 码 is no `:` or space, and no value glued to the word
+    starts with it. The word takes a 码 after it as its own; `PIN码错误` (a PIN error) names none."""
+    from streams.secret_words import seal_secrets
+
+    ring = Pseudonymizer(b"k" * 32)
+    events = [from_model("access", ev) for ev in access("e1", customers=7)][:3]
+    events[0].event_id, events[1].purpose, events[2].system = (
+        "PIN码:1234",
+        "CVV码是739",
+        "ｏｔｐ码：１２３４５６",
+    )
+    DoorSeals(None, ring, ring.digest).records("access", events)
+    assert [events[0].event_id, events[1].purpose] == ["PIN码:{secret}", "CVV码是{secret}"]
+    assert events[2].system == "otp码：{secret}"
+    assert seal_secrets("pin码 123456, cvv2码=739") == "pin码 {secret}, cvv2码={secret}"
+    for kept in ("PIN码错误", "pin码", "CVV码(CVN)"):
+        assert seal_secrets(kept) == kept, kept
+
+
 @pytest.mark.parametrize(
     ("text", "kept"),
     [
