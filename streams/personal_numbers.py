@@ -158,7 +158,8 @@ def _whole(digits: str, groups: list[int]) -> tuple[ValueType, str] | None:
         return form, digits.upper()
     for code in ("", "86", "0086"):
         if digits.startswith(code) and _MOBILE.fullmatch(digits[len(code) :]):
-            own = groups[1:] if code and groups[0] == len(code) else groups  # a code written apart
+            # a code written apart, or glued to the number's first group (`+86138-1234-5678`)
+            own = groups[1:] if groups[0] == len(code) else [groups[0] - len(code), *groups[1:]]
             if own == [len(digits) - len(code)] or (code and len(own) == 1) or own in _MOBILE_GROUPS:
                 return ValueType.cn_mobile, digits[len(code) :]
     # an IMEI: 15 digits written whole, a Luhn check digit, as the HAR path reads one; after the

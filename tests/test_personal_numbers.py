@@ -67,6 +67,9 @@ SPELLINGS = {
     "mobile, 0086": ("0086" + MOBILE, "{cn_mobile}"),
     "mobile, +86 grouped": ("+86 138 1234 5678", "{cn_mobile}"),
     "mobile, 3-4-4": ("138-1234-5678", "{cn_mobile}"),
+    # the country code glued to the first group (passed whole: a group of 5 and two of 4 is no phone)
+    "mobile, +86 glued, 3-4-4": ("+86138-1234-5678", "{cn_mobile}"),
+    "mobile, 0086 glued, 3-4-4, full width": ("００８６１３８－１２３４－５６７８", "{cn_mobile}"),
     "full-width dashes": ("６２２２－０２０２－００００－１２３４－５６２", "{bank_card}"),
     "a resident ID stdnum's county table lacks": ("11000119900101001X", "{cn_ric}"),
     # a first-generation resident ID (GB 11643-1989: 15 digits, born 1990-03-07), a probe's record id
