@@ -21,7 +21,7 @@ import re
 # an upper-case letter after a lower-case one (a producer's snake- or camel-case key,
 # `db_password=hunter2`, `loginPwd=hunter2`, passed `\b`); the others anywhere
 _ASCII = (
-    "passwords?", "passwd", "passcodes?", "pwd", "pw", "pins?", "cvv2?+", "cvn2?+", "cvc2?+", r"security\s+codes?",
+    "passwords?", "passwd", "passcodes?", "pass", "pwd", "psw", "pw", "pins?", "cvv2?+", "cvn2?+", "cvc2?+", r"security\s+codes?",
     "otp", r"sms\s+codes?", r"verification\s+codes?", r"exp(?:iry)?\.?", "passports?",
 )  # fmt: skip
 _OTHERS = ("密码", "口令", "验证码", "动态码", "安全码", "校验码", "有效期", "护照(?:号码?)?")

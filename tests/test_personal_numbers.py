@@ -860,6 +860,22 @@ def test_a_secret_in_a_snake_or_camel_case_key_is_sealed() -> None:
         assert seal_secrets(kept) == kept, kept
 
 
+def test_a_secret_after_pass_or_psw_is_sealed() -> None:
+    """`pass=hunter2` and `psw=…`, a login form's and a config's short words for a password, passed
+    the door and review notes whole (a review found them). They are words for a secret as `pwd` is;
+    words they begin (`passport`, `passes`) and words ending in them (`bypass`, `compass`) are not."""
+    from streams.secret_words import seal_secrets
+
+    ring = Pseudonymizer(b"k" * 32)
+    events = [from_model("access", ev) for ev in access("e1", customers=2)]
+    events[0].event_id, events[1].system = "GET /login?user=x&pass=hunter2", "PSW: Admin123"
+    DoorSeals(None, ring, ring.digest).records("access", events)
+    assert [events[0].event_id, events[1].system] == ["GET /login?user=x&pass={secret}", "PSW: {secret}"]
+    assert seal_secrets("user/pass: admin/Admin123") == "user/pass: {secret}"
+    for kept in ("passport_no", "passes: 3", "bypass=1", "compass 12", "pass_rate=95", "the build will pass"):
+        assert seal_secrets(kept) == kept, kept
+
+
 def test_a_secret_after_an_ascii_word_and_code_in_chinese_is_sealed() -> None:
     """`PIN码:1234`, `CVV码是739`, `OTP码：123456` (the word and 码, "code", as Chinese writes them)
     passed the door and review notes whole: 码 is no `:` or space, and no value glued to the word
