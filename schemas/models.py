@@ -466,6 +466,37 @@ STREAM_KEYS = {
     "consents": "subject_id",
     "customers": "customer_id",
 }
+# Attributes whose values repeat: a bank has a few hundred systems, purposes, orgs, field ids,
+# SDKs and recipients, seen again in every event. The decoder gives each value one str object
+# (streams/codecs.py `Decoder.decode`), hashed once and compared by identity in every dict
+# downstream. A str or a list of them, at the top level; never ids of events, customers or
+# records, nor free text: those are new in almost every event and would only fill the pool.
+REPEATING: dict[str, tuple[str, ...]] = {
+    "access": ("system", "purpose", "actor_org", "fields"),
+    "transfer": (
+        "sender_system",
+        "recipient_id",
+        "recipient_country",
+        "categories",
+        "purpose",
+        "contract_id",
+    ),
+    "sdk": (
+        "app_id",
+        "app_version",
+        "sdk_id",
+        "fields",
+        "permissions",
+        "dest_host",
+        "dest_country",
+        "method",
+    ),
+    "marketing": ("campaign_id", "purpose", "data_used", "org_id", "approved_audience"),
+    "lifecycle": ("system", "categories", "purpose", "method"),
+    "entitlements": ("org_id", "org_path", "roles"),
+    "consents": ("purpose",),
+    "customers": ("org_id", "org_path"),
+}
 # Attributes that hold customer ids: the engine replaces them with keyed HMAC pseudonyms before
 # any detector or registry sees the record, so no state, alert or table can hold a raw id.
 SUBJECT_FIELDS: dict[str, tuple[str, ...]] = {

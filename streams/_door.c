@@ -1553,6 +1553,97 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(share_doc,
+"share(decoded, attrs, pool, most, longest)\n--\n\n"
+"Each (raw, event) pair's event `attrs` (a str, or a list of them, its items replaced in place) made\n"
+"the pool's equal str, read and written at the Structs' slots: a bank's few hundred systems,\n"
+"purposes and field ids come out as one object each, hashed once, compared by identity in every\n"
+"dict downstream (streams/codecs.py `Decoder.decode`). Only an exact str of up to `longest` code\n"
+"points is pooled, and only while the pool holds fewer than `most`: past that, strings stay as\n"
+"decoded, so junk input cannot grow it. Anything else (None, an enum, a number) is left alone.");
+
+/* `value`'s equal in the pool, a borrowed reference: `value` itself once pooled, or NULL (not pooled:
+ * no exact str, too long, the pool full; or an error, set) */
+static PyObject *
+pooled(PyObject *pool, PyObject *value, Py_ssize_t most, Py_ssize_t longest)
+{
+    if (!PyUnicode_CheckExact(value) || PyUnicode_GET_LENGTH(value) > longest)
+        return NULL;
+    PyObject *found = PyDict_GetItemWithError(pool, value);
+    if (found != NULL || PyErr_Occurred() || PyDict_GET_SIZE(pool) >= most)
+        return found;
+    return PyDict_SetItem(pool, value, value) < 0 ? NULL : value;
+}
+
+static PyObject *
+door_share(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t most, longest;
+    if (nargs != 5 || !PyList_Check(args[0]) || !PyTuple_Check(args[1]) || !PyDict_CheckExact(args[2])
+        || (most = PyLong_AsSsize_t(args[3])) < 0 || (longest = PyLong_AsSsize_t(args[4])) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError,
+                            "share(decoded: list, attrs: tuple, pool: dict, most: int, longest: int)");
+        return NULL;
+    }
+    PyObject *attrs = args[1], *pool = args[2];
+    Py_ssize_t n_attrs = PyTuple_GET_SIZE(attrs);
+    for (Py_ssize_t a = 0; a < n_attrs; a++)
+        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(attrs, a))) {
+            PyErr_SetString(PyExc_TypeError, "share: attrs must be names");
+            return NULL;
+        }
+    Slot *slots = PyMem_Calloc(n_attrs ? n_attrs : 1, sizeof(Slot));
+    if (slots == NULL)
+        return PyErr_NoMemory();
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(args[0]); i++) {
+        /* held: a getter written in Python may change the list */
+        PyObject *pair = Py_NewRef(PyList_GET_ITEM(args[0], i));
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            Py_DECREF(pair);
+            PyErr_SetString(PyExc_TypeError, "share: decoded must hold (raw, event) pairs");
+            goto done;
+        }
+        PyObject *ev = PyTuple_GET_ITEM(pair, 1);
+        for (Py_ssize_t a = 0; a < n_attrs; a++) {
+            PyObject *attr = PyTuple_GET_ITEM(attrs, a);
+            PyObject *value = slot_get(&slots[a], ev, attr), *found = NULL;
+            int failed = value == NULL;
+            if (!failed && PyList_CheckExact(value)) {
+                /* no Python code runs below (exact str keys hash and compare in C): the list holds */
+                for (Py_ssize_t j = 0; j < PyList_GET_SIZE(value); j++) {
+                    PyObject *item = PyList_GET_ITEM(value, j);
+                    found = pooled(pool, item, most, longest);
+                    if (found != NULL && found != item) {
+                        PyList_SET_ITEM(value, j, Py_NewRef(found));
+                        Py_DECREF(item);
+                    }
+                    else if (found == NULL && (failed = PyErr_Occurred() != NULL))
+                        break;
+                }
+            }
+            else if (!failed) {
+                found = pooled(pool, value, most, longest);
+                if (found != NULL && found != value)
+                    failed = slot_set(&slots[a], ev, attr, found) < 0;
+                else if (found == NULL)
+                    failed = PyErr_Occurred() != NULL;
+            }
+            Py_XDECREF(value);
+            if (failed) {
+                Py_DECREF(pair);
+                goto done;
+            }
+        }
+        Py_DECREF(pair);
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(slots);
+    return result;
+}
+
 static PyMethodDef door_methods[] = {
     {"pseudonymize", (PyCFunction)(void (*)(void))door_pseudonymize, METH_FASTCALL, pseudonymize_doc},
     {"count_rollup", (PyCFunction)(void (*)(void))door_count_rollup, METH_FASTCALL, count_rollup_doc},
@@ -1565,6 +1656,7 @@ static PyMethodDef door_methods[] = {
     {"misrouted", (PyCFunction)(void (*)(void))door_misrouted, METH_FASTCALL, misrouted_doc},
     {"any_blank", (PyCFunction)(void (*)(void))door_any_blank, METH_FASTCALL, any_blank_doc},
     {"newest", (PyCFunction)(void (*)(void))door_newest, METH_FASTCALL, newest_doc},
+    {"share", (PyCFunction)(void (*)(void))door_share, METH_FASTCALL, share_doc},
     {NULL, NULL, 0, NULL},
 };
 

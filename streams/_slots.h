@@ -53,4 +53,22 @@ slot_get(Slot *slot, PyObject *obj, PyObject *attr)
     return PyObject_GetAttr(obj, attr);
 }
 
+/* obj.attr = value, 0 or -1 with an error, where slot_get(slot, obj, attr) has just read it: at the
+ * slot's offset when it read there. Only for a value equal to the slot's own (a str for an equal str,
+ * streams/_door.c `share`): what a type's own setattr guards (a frozen record, a cached hash, the
+ * collector's tracking of a container) cannot tell the two apart. */
+static inline int
+slot_set(Slot *slot, PyObject *obj, PyObject *attr, PyObject *value)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    if (type == slot->type && type->tp_version_tag == slot->version && slot->offset >= 0) {
+        PyObject **at = (PyObject **)((char *)obj + slot->offset);
+        if (*at != NULL) {
+            Py_SETREF(*at, Py_NewRef(value));
+            return 0;
+        }
+    }
+    return PyObject_SetAttr(obj, attr, value);
+}
+
 #endif

@@ -42,7 +42,7 @@ from pydantic import SecretStr
 import schemas
 import schemas.models
 from policy.model import method_key
-from schemas.models import EVENT_MODELS, MAX_TS, REFERENCE_MIN_TS, REFERENCE_STREAMS, STREAM_KEYS
+from schemas.models import EVENT_MODELS, MAX_TS, REFERENCE_MIN_TS, REFERENCE_STREAMS, REPEATING, STREAM_KEYS
 from schemas.structs import LENIENT, STRICT
 from streams import _door
 from streams.avro_decode import Reader, Unsupported, compile_reader
@@ -95,6 +95,11 @@ BLANK_KEY = (
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
 _QUOTED = re.compile(r"'[^']*'")
 _MISSING = re.compile(r"missing required field `([^`]*)`")
+# A Decoder's pool of repeating strings (schemas.models.REPEATING): past this many, or this long, a
+# string stays as decoded, so a producer sending a new value in every event cannot grow memory
+# (at most ~2 MB of short strings, 8 if all are wide)
+POOL_MOST = 16_384
+POOL_LONGEST = 120
 
 
 class RawRecord(msgspec.Struct, gc=False):
@@ -413,6 +418,7 @@ class Decoder:
         # (topic, partition) -> how far its records' event times usually run ahead of their Kafka
         # timestamps (`_usual_skew`): a producer whose clock is behind the systems it ships for
         self.skews: dict[tuple[str, int], int] = {}
+        self.pool: dict[str, str] = {}  # the repeating strings, one object each (`decode`)
 
     @classmethod
     def for_config(cls, config: Any) -> Decoder:
@@ -471,6 +477,9 @@ class Decoder:
         if out.ok and check_time:
             self._check_keys(stream, out)
             self._check_time(stream, out)
+        # equal systems, purposes, field ids... as one object: hashed once, and every dict lookup
+        # downstream (profiles, rollups, folds) finds its key by identity (docs/benchmarks.md, fiftieth stop)
+        _door.share(out.ok, REPEATING[stream], self.pool, POOL_MOST, POOL_LONGEST)
         return out
 
     def _check_keys(self, stream: str, out: Decoded) -> None:
