@@ -222,3 +222,19 @@ def test_a_producer_sending_a_new_value_each_time_cannot_grow_the_pool(monkeypat
         ok = dec.decode("access", _raws(evs, batch * 4)).ok
         assert [ev.system for _, ev in ok] == [e.system for e in evs]
     assert len(dec.pool) == 5
+
+
+def test_values_of_one_length_past_the_calls_memo_each_keep_their_own() -> None:
+    """More values of one length than the C memo of a call has places: values that share a place
+    are told apart by their bytes, never taken for one another."""
+    values = [f"v{i:05d}" for i in range(5000)]
+    pool: dict[str, str] = {}
+    pairs = [
+        (None, Rec(a="".join(list(v)), b=["".join(list(w)) for w in values[i::997]]))
+        for i, v in enumerate(values)
+    ]
+    pairs += [(None, Rec(a="".join(list(v)), b=None)) for v in values]
+    _door.share(pairs, ("a", "b"), pool, 99_999, 99)
+    assert [ev.a for _, ev in pairs] == values * 2
+    assert all(ev.a is pool[ev.a] for _, ev in pairs)
+    assert all(ev.b == values[i::997] for i, (_, ev) in enumerate(pairs[:5000]))
