@@ -717,6 +717,11 @@ def _cells(stored: list[list[Any]] | dict[str, list[Any]], slot: int = 0) -> dic
     return {tuple(c[:-1]) + (NO_ACTION,) * (CELL_WIDTH + 1 - len(c)): c[-1] for c in stored}
 
 
+# what a store's decoder returns for a value not yet rebuilt into a detector's live object; a tuple
+# made once: `isinstance(value, dict | list)` built a union object at every get
+_JSON_CONTAINERS = (dict, list)
+
+
 class Namespace:
     """One detector kind's keys in its partition's store (`kind` + SEP + key). A value comes back
     as the detector's live object: `load_value` rebuilds it from JSON once while it is cached."""
@@ -729,7 +734,7 @@ class Namespace:
         value = self.store.get(full, _MISSING)
         if value is _MISSING:
             return default
-        if isinstance(value, dict | list):
+        if isinstance(value, _JSON_CONTAINERS):
             live = self.load(value)
             if live is not value:
                 self.store.adopt(full, live)
@@ -769,7 +774,7 @@ class Namespace:
         n = len(self.prefix)
         low = self.prefix + start if start is not None else None
         for key, value in self.store.items(self.prefix + prefix, low):
-            yield key[n:], self.load(value) if isinstance(value, dict | list) else value
+            yield key[n:], self.load(value) if isinstance(value, _JSON_CONTAINERS) else value
 
 
 class Task:
