@@ -142,8 +142,13 @@ class KeyedStore:
         return value
 
     def put(self, key: str, value: Any) -> None:
-        self._cache[key] = value
-        self._cache.move_to_end(key)
+        cache = self._cache
+        cache[key] = value
+        cache.move_to_end(key)
+        if key in self._dirty:
+            # put again before a checkpoint wrote it (half of bulk_query's puts, measured: a window and
+            # its books at every batch): dirty, so neither pending nor new to the cache to evict for
+            return
         self._dirty.add(key)
         self._pending.pop(key, None)
         self._evict()

@@ -187,6 +187,22 @@ def test_a_random_workload_matches_a_plain_dict(store: KeyedStore) -> None:
     assert list(store.items()) == sorted(model.items())
 
 
+def test_a_key_put_again_before_a_checkpoint_writes_its_newest_value_and_is_the_newest_cached(
+    store: KeyedStore,
+) -> None:
+    """A second put of a key still unwritten skips what the first did (`put`), not the value nor
+    the key's place as the most recently used."""
+    first, newest = retention(1), retention(2)
+    store.put("a", first)
+    for k in "bcd":
+        store.put(k, retention(0))
+    store.put("a", newest)
+    store.put("e", retention(0))  # the cache holds 4: "b" leaves it, the least recently used
+    assert store.get("a") is newest
+    assert store.dirty_count == 5
+    assert orjson.loads(dict(store.changes())[b"a"]) == newest
+
+
 def test_changes_carry_only_what_changed(store: KeyedStore) -> None:
     for i in range(100):
         store.put(f"k{i:03d}", retention(i))
