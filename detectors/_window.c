@@ -32,7 +32,7 @@ static PyObject *deque_type; /* collections.deque: append and popleft on it run 
 
 static PyObject *s_fields, *s_action, *s_subject_ids, *s_row_count, *s_ts, *s_event_id, *s_entries,
     *s_events, *s_role, *s_total, *s_weights, *s_last_ts, *s_tally, *s_totals, *s_added, *s_chunks,
-    *s_append, *s_popleft, *s_maxlen;
+    *s_append, *s_popleft, *s_maxlen, *s_live, *s_skip;
 
 /* An exact int in [low, high) into *out; 0 when it is anything else (no error set). */
 static int
@@ -397,8 +397,9 @@ plain_deque(PyObject *dq)
 /* The window being added to: its deques, bound methods and figures, held for one call. */
 typedef struct {
     PyObject *win, *entries, *events, *tally, *totals, *added, *append_entry, *append_event, *popleft_entry,
-        *popleft_event;
-    long long role, total, last_ts, ntiers, sums[MAX_TIERS], adds[MAX_TIERS];
+        *popleft_event, *live, *skip;
+    /* live and skip: its Chunks' lists, [entries, events] each */
+    long long role, total, last_ts, ntiers, sums[MAX_TIERS], adds[MAX_TIERS], lives[2], skips[2];
 } Window;
 
 static void
@@ -413,6 +414,8 @@ window_release(Window *w)
     Py_CLEAR(w->append_event);
     Py_CLEAR(w->popleft_entry);
     Py_CLEAR(w->popleft_event);
+    Py_CLEAR(w->live);
+    Py_CLEAR(w->skip);
 }
 
 /* Load the window: 1, 0 when it is not the common case (no exact score kept, plain deques,
@@ -446,6 +449,16 @@ window_load(Window *w, PyObject *win)
         return 0;
     w->ntiers = PyList_GET_SIZE(w->totals);
     if (!load_counts(w->totals, w->ntiers, w->sums) || !load_counts(w->added, w->ntiers, w->adds))
+        return 0;
+    PyObject *chunks = PyObject_GetAttr(win, s_chunks);
+    if (chunks == NULL)
+        return -1;
+    w->live = PyObject_GetAttr(chunks, s_live);
+    w->skip = w->live == NULL ? NULL : PyObject_GetAttr(chunks, s_skip);
+    Py_DECREF(chunks);
+    if (w->skip == NULL)
+        return -1;
+    if (!load_counts(w->live, 2, w->lives) || !load_counts(w->skip, 2, w->skips))
         return 0;
     /* role an index (Python would read a negative one from the deque's end) */
     if ((ok = int_attr(win, s_role, 0, &w->role)) != 1 || (ok = int_attr(win, s_total, -(1LL << 62), &w->total)) != 1 ||
@@ -586,9 +599,9 @@ plan_add(Window *w, PyObject *entries, PyObject *tiers, PyObject *events, long l
     return 1;
 }
 
-/* Carry the plan out. Nothing here runs Python but Chunks.popped, last: the deques are plain,
- * the attributes ActorWindow's slots, and what the horizon evicts is let go only at the end
- * (a __del__ of something an item held must find the window whole). */
+/* Carry the plan out. Nothing here runs Python: the deques are plain, the attributes ActorWindow's
+ * slots, and what the horizon evicts is let go only at the end (a __del__ of something an item held
+ * must find the window whole). */
 static int
 plan_apply(Window *w, Plan *p)
 {
@@ -612,13 +625,14 @@ plan_apply(Window *w, Plan *p)
     if (rc == 0)
         rc = window_store(w);
     if (rc == 0 && (p->popped[0] || p->popped[1])) {
-        PyObject *chunks = PyObject_GetAttr(w->win, s_chunks);
-        PyObject *r = chunks == NULL ? NULL : PyObject_CallMethod(chunks, "popped", "in", 0, p->popped[0]);
-        Py_XDECREF(r);
-        r = r == NULL ? NULL : PyObject_CallMethod(chunks, "popped", "in", 1, p->popped[1]);
-        Py_XDECREF(chunks);
-        rc = r == NULL ? -1 : 0;
-        Py_XDECREF(r);
+        /* Chunks.popped of each deque, in C: through Python twice it cost 4 000 instructions a
+         * call that evicted (0.9 % of bulk_query's process, callgrind) */
+        for (int which = 0; which < 2; which++) {
+            long long gone = p->popped[which] < w->lives[which] ? p->popped[which] : w->lives[which];
+            w->lives[which] -= gone;
+            w->skips[which] += gone;
+        }
+        rc = store_counts(w->live, 2, w->lives) < 0 || store_counts(w->skip, 2, w->skips) < 0 ? -1 : 0;
     }
     Py_XDECREF(gone);
     return rc;
@@ -738,7 +752,7 @@ PyInit__window(void)
         {&s_total, "total"},       {&s_weights, "weights"}, {&s_last_ts, "last_ts"},
         {&s_tally, "tally"},       {&s_totals, "totals"},   {&s_added, "added"},
         {&s_chunks, "chunks"},     {&s_append, "append"},   {&s_popleft, "popleft"},
-        {&s_maxlen, "maxlen"},
+        {&s_maxlen, "maxlen"},     {&s_live, "live"},       {&s_skip, "skip"},
     };
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         if ((*names[k].slot = PyUnicode_InternFromString(names[k].name)) == NULL)

@@ -59,7 +59,8 @@ class Chunks:
         self.broken = False  # an item was inserted among the sealed ones
 
     def popped(self, which: int, n: int) -> None:
-        """`n` items left deque `which` from its front (evicted)."""
+        """`n` items left deque `which` from its front (evicted). detectors/_window.c's add_quietly
+        does the same on `live` and `skip` for the reads it adds."""
         gone = min(n, self.live[which])
         self.live[which] -= gone
         self.skip[which] += gone

@@ -24,6 +24,7 @@ from native import PROPERTY, ROOT, blocks_grown, leaks, no_crash
 from detectors import _window, bulk_query, load_detectors
 from detectors.bulk_query import ActorWindow
 from detectors.legal_tally import LegalTally
+from detectors.window_chunks import Chunks
 from policy import load_policy
 from policy.catalog import Catalog
 from schemas.models import Action
@@ -524,8 +525,14 @@ class IdsRaise:  # a getter with an error pending would be a SystemError
 
 
 class Chunky:
-    def popped(self, which: int, n: int) -> None:
-        raise Boom
+    """No Chunks: add_quietly reads their `live` and `skip` before it changes anything."""
+
+
+def odd_chunks(**kw: Any) -> Chunks:
+    chunks = Chunks()
+    for k, v in kw.items():
+        setattr(chunks, k, v)
+    return chunks
 
 
 _MISSING = object()
@@ -656,9 +663,18 @@ ODD: dict[str, tuple[Any, Any]] = {
     "aq-event-id-missing": (_aq(evs=[SimpleNamespace()]), False),
     "aq-event-id-raises": (_aq(evs=[type("E", (), {"event_id": property(_raise)})()]), False),
     "aq-event-id-stops": (_aq(evs=[type("E", (), {"event_id": property(_stop)})()]), Stop),
-    "aq-chunks-raise": (
-        _aq(entries=[LATE_READ], tiers=[()], win=plain(chunks=Chunky())),
-        Boom,
+    "aq-chunks-none": (_aq(entries=[LATE_READ], tiers=[()], win=plain(chunks=Chunky())), AttributeError),
+    "aq-chunks-live-tuple": (
+        _aq(entries=[LATE_READ], tiers=[()], win=plain(chunks=odd_chunks(live=(0, 0)))),
+        False,
+    ),
+    "aq-chunks-skip-3": (
+        _aq(entries=[LATE_READ], tiers=[()], win=plain(chunks=odd_chunks(skip=[0, 0, 0]))),
+        False,
+    ),
+    "aq-chunks-live-float": (
+        _aq(entries=[LATE_READ], tiers=[()], win=plain(chunks=odd_chunks(live=[0.0, 0]))),
+        False,
     ),
 }
 
@@ -680,7 +696,7 @@ UNCHANGED = [
     and isinstance(call.args[0], ActorWindow)
     and isinstance(call.args[0].tally, LegalTally)
     and expected is not True
-    and case != "aq-chunks-raise"  # the last call, after the window changed (as Python's is)
+    and case != "aq-chunks-none"  # no Chunks for `state` to show
 ]
 
 
