@@ -29,6 +29,20 @@ from streams.watch import matches
 
 pytestmark = pytest.mark.integration
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_watch_left() -> Any:
+    """A test that fails mid-way left its `lifemon watch` processes tailing the broker for good (a
+    CI run under load found three an hour later): each ends with its test."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
 
 class Watch:
     """A `lifemon watch` process; its stdout (a pipe, or a terminal with `tty`) and its log lines
@@ -49,6 +63,7 @@ class Watch:
                 cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
             reader = self.proc.stdout  # type: ignore[assignment]
+        STARTED.append(self.proc)
         threading.Thread(target=self._read, args=(reader, self.out), daemon=True).start()
         threading.Thread(target=self._read, args=(self.proc.stderr, self.log), daemon=True).start()
 
